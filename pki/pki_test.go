@@ -241,7 +241,9 @@ func TestCheckCertificateRefusesEachBrokenRule(t *testing.T) {
 	}
 }
 
-func selfSignedFor(t *testing.T, p pki.Purpose) *x509.Certificate { return selfSigned(t, p, testkeys.Key(0)) }
+func selfSignedFor(t *testing.T, p pki.Purpose) *x509.Certificate {
+	return selfSigned(t, p, testkeys.Key(0))
+}
 
 func TestParsePEMRefusesMalformedInput(t *testing.T) {
 	key := testkeys.Key(0)
