@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -123,12 +124,5 @@ func extKeyUsagesString(us []x509.ExtKeyUsage) string {
 	if len(us) == 0 {
 		return "none"
 	}
-	s := ""
-	for i, u := range us {
-		if i > 0 {
-			s += ", "
-		}
-		s += extKeyUsageName(u)
-	}
-	return s
+	return strings.Join(ExtKeyUsageNames(us), ", ")
 }

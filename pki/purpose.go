@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto/x509"
 	"fmt"
+	"strings"
 )
 
 // Purpose is what a key and its certificate are for. OFM-SPEC §1 names three.
@@ -78,17 +79,28 @@ var keyUsageNames = []struct {
 }
 
 func keyUsageString(ku x509.KeyUsage) string {
-	s := ""
+	if names := KeyUsageNames(ku); len(names) > 0 {
+		return strings.Join(names, ", ")
+	}
+	return "none"
+}
+
+// KeyUsageNames names the key usage bits set in ku, as openssl does.
+func KeyUsageNames(ku x509.KeyUsage) []string {
+	var out []string
 	for _, n := range keyUsageNames {
 		if ku&n.bit != 0 {
-			if s != "" {
-				s += ", "
-			}
-			s += n.name
+			out = append(out, n.name)
 		}
 	}
-	if s == "" {
-		return "none"
+	return out
+}
+
+// ExtKeyUsageNames names extended key usages, as openssl does.
+func ExtKeyUsageNames(us []x509.ExtKeyUsage) []string {
+	var out []string
+	for _, u := range us {
+		out = append(out, extKeyUsageName(u))
 	}
-	return s
+	return out
 }
