@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unicode/utf8"
 )
@@ -22,8 +23,11 @@ import (
 // processes doing compare-and-set on one folder never both win. Reads take
 // no lock: a rename swaps a whole file.
 type FileStore struct {
-	dir  string
-	aead cipher.AEAD
+	dir        string
+	passphrase []byte
+
+	mu   sync.Mutex
+	aead cipher.AEAD // nil until the store exists
 }
 
 var _ Store = (*FileStore)(nil)
@@ -37,33 +41,57 @@ type fileRecord struct {
 	Sealed  []byte `json:"sealed"`
 }
 
-// OpenFileStore opens the file store in dir, creating it if needed. A new
-// store is sealed with passphrase when one is given (scrypt), otherwise with
-// a random data key in dir/data.key. An existing store is opened the way it
-// was created; a wrong passphrase gives ErrWrongPassphrase.
+// OpenFileStore opens the file store in dir. A store that does not exist
+// yet is created by the first write, not here, so a failed command leaves
+// nothing behind: sealed with passphrase when one is given (scrypt),
+// otherwise with a random data key in dir/data.key. An existing store is
+// opened the way it was created; a wrong passphrase gives
+// ErrWrongPassphrase.
 func OpenFileStore(dir string, passphrase []byte) (*FileStore, error) {
 	if dir == "" {
 		return nil, errors.New("file store: empty folder name")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("file store: %w", err)
-	}
+	s := &FileStore{dir: dir, passphrase: passphrase}
 	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("file store: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("file store %s is not a folder", dir)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("file store %s is open to other users (mode %v): chmod 700 it", dir, fi.Mode().Perm())
 	}
-	var aead cipher.AEAD
-	err = withLock(dir, func() error {
-		aead, err = openDataKey(dir, passphrase)
-		return err
-	})
-	if err != nil {
+	if _, err := s.sealer(false); err != nil {
 		return nil, err
 	}
-	return &FileStore{dir: dir, aead: aead}, nil
+	return s, nil
+}
+
+// sealer returns the store's AEAD, loading the data key if the store
+// exists, creating the store first when create is set. It returns nil, nil
+// for a store that does not exist and need not be created.
+func (s *FileStore) sealer(create bool) (cipher.AEAD, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aead != nil {
+		return s.aead, nil
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, metaFile)); errors.Is(err, fs.ErrNotExist) && !create {
+		return nil, nil
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("file store: %w", err)
+	}
+	err := withLock(s.dir, func() error {
+		var err error
+		s.aead, err = openDataKey(s.dir, s.passphrase)
+		return err
+	})
+	return s.aead, err
 }
 
 // Dir is the store's folder.
@@ -96,11 +124,18 @@ func (s *FileStore) read(p string) ([]byte, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("file store: %s: %w", p, err)
 	}
+	aead, err := s.sealer(false)
+	if err != nil {
+		return nil, 0, err
+	}
+	if aead == nil {
+		return nil, 0, fmt.Errorf("%w: file store %s: %s holds data but the store has no %s", ErrCorrupt, s.dir, p, metaFile)
+	}
 	var rec fileRecord
 	if err := json.Unmarshal(raw, &rec); err != nil || rec.Version < 1 {
 		return nil, 0, fmt.Errorf("%w: %s (file %s is truncated or not a store record; restore it from a backup)", ErrCorrupt, p, s.file(p))
 	}
-	data, err := open(s.aead, rec.Sealed, aad(p, rec.Version))
+	data, err := open(aead, rec.Sealed, aad(p, rec.Version))
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %s (file %s fails authentication: tampered, moved or sealed under another key)", ErrCorrupt, p, s.file(p))
 	}
@@ -118,8 +153,12 @@ func (s *FileStore) Put(ctx context.Context, p string, data []byte, version int6
 	if !utf8.Valid(data) {
 		return 0, fmt.Errorf("file store: %s: document is not valid UTF-8", p)
 	}
+	aead, err := s.sealer(true)
+	if err != nil {
+		return 0, err
+	}
 	var next int64
-	err := withLock(s.dir, func() error {
+	err = withLock(s.dir, func() error {
 		_, cur, err := s.read(p)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
@@ -128,7 +167,7 @@ func (s *FileStore) Put(ctx context.Context, p string, data []byte, version int6
 			return fmt.Errorf("%s: %w: expected version %d, found %d", p, ErrConflict, version, cur)
 		}
 		next = cur + 1
-		raw, _ := json.Marshal(fileRecord{Version: next, Sealed: seal(s.aead, data, aad(p, next))})
+		raw, _ := json.Marshal(fileRecord{Version: next, Sealed: seal(aead, data, aad(p, next))})
 		return writeFileAtomic(s.file(p), raw)
 	})
 	if err != nil {
@@ -176,6 +215,9 @@ func (s *FileStore) Delete(ctx context.Context, p string) error {
 	}
 	if err := CheckPath(p); err != nil {
 		return err
+	}
+	if _, err := os.Stat(s.dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
 	return withLock(s.dir, func() error {
 		err := os.Remove(s.file(p))

@@ -156,7 +156,12 @@ func TestFileStorePassphrase(t *testing.T) {
 
 func TestFileStoreRefusesAWorldReadableKeyFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
-	if _, err := keystore.OpenFileStore(dir, nil); err != nil {
+	s, err := keystore.OpenFileStore(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := keystore.StatePath("dc")
+	if _, err := s.Put(ctx, p, []byte(`{}`), 0); err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(filepath.Join(dir, "data.key"), 0o644)
@@ -216,5 +221,34 @@ func TestPathBuildersRefuseHostileSegments(t *testing.T) {
 	}
 	if p, err := keystore.KeyPath("0123456789abcdef01234567", "signing", "P0EX2xiN1GjNNsc_gExSUEeynJBcHa2cy0EdJXNHZbQ"); err != nil || p != "ofmkeys/0123456789abcdef01234567/keys/signing/P0EX2xiN1GjNNsc_gExSUEeynJBcHa2cy0EdJXNHZbQ" {
 		t.Errorf("KeyPath = %q, %v", p, err)
+	}
+}
+
+func TestFileStoreIsCreatedByTheFirstWriteOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := keystore.OpenFileStore(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := keystore.StatePath("dc")
+	if _, _, err := s.Get(ctx, p); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Get on a store never written = %v", err)
+	}
+	if names, err := s.List(ctx, keystore.Root); err != nil || len(names) != 0 {
+		t.Fatalf("List = %v, %v", names, err)
+	}
+	if err := s.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("reading created the store folder: %v", err)
+	}
+	if _, err := s.Put(ctx, p, []byte(`{}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"store.json", "data.key"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the first write did not create %s: %v", f, err)
+		}
 	}
 }
