@@ -234,7 +234,7 @@ func Import(ctx context.Context, s keystore.Store, o ImportOptions, now time.Tim
 	if err := pki.CheckCertificate(chain, pki.CheckOptions{Purpose: o.Purpose, Now: now, Key: key, AllowShortValidity: ks.Environment == Sandbox}); err != nil {
 		return nil, err
 	}
-	if ks.Environment == Production && isSelfSigned(chain[0]) {
+	if ks.Environment == Production && pki.SelfSigned(chain[0]) {
 		return nil, errors.New("production accepts only CA-issued certificates and this one is self-signed: send `ofmkeys csr` output to PayNet's CA")
 	}
 	state := Active
@@ -279,10 +279,4 @@ func loadPending(ctx context.Context, s keystore.Store, dcID string, p Pending) 
 		return nil, fmt.Errorf("%w: pending %s key %s: %v", keystore.ErrCorrupt, p.Purpose, p.ID, err)
 	}
 	return pki.ParsePrivateKey([]byte(rec.PrivateKey), nil)
-}
-
-func isSelfSigned(c *x509.Certificate) bool {
-	// Not CheckSignatureFrom: it refuses a parent that is not a CA, and a
-	// self-signed leaf is not one.
-	return string(c.RawIssuer) == string(c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }

@@ -46,7 +46,7 @@ type fileRecord struct {
 // nothing behind: sealed with passphrase when one is given (scrypt),
 // otherwise with a random data key in dir/data.key. An existing store is
 // opened the way it was created; a wrong passphrase gives
-// ErrWrongPassphrase.
+// ErrPassphrase.
 func OpenFileStore(dir string, passphrase []byte) (*FileStore, error) {
 	if dir == "" {
 		return nil, errors.New("file store: empty folder name")

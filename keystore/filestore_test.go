@@ -136,13 +136,13 @@ func TestFileStorePassphrase(t *testing.T) {
 	}
 
 	_, err = keystore.OpenFileStore(dir, []byte("wrong passphrase"))
-	if !errors.Is(err, keystore.ErrWrongPassphrase) {
+	if !errors.Is(err, keystore.ErrPassphrase) {
 		t.Fatalf("wrong passphrase: %v", err)
 	}
 	if strings.Contains(err.Error(), "wrong passphrase\"") || strings.Contains(err.Error(), "first passphrase") {
 		t.Fatalf("error quotes a passphrase: %v", err)
 	}
-	if _, err := keystore.OpenFileStore(dir, nil); err == nil || !strings.Contains(err.Error(), "OFMKEYS_PASSPHRASE") {
+	if _, err := keystore.OpenFileStore(dir, nil); !errors.Is(err, keystore.ErrPassphrase) || !strings.Contains(err.Error(), "none was given") {
 		t.Fatalf("no passphrase: %v", err)
 	}
 	s2, err := keystore.OpenFileStore(dir, []byte("first passphrase"))

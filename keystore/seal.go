@@ -16,8 +16,9 @@ import (
 	"golang.org/x/crypto/scrypt"
 )
 
-// ErrWrongPassphrase: the passphrase does not open the store.
-var ErrWrongPassphrase = errors.New("wrong passphrase")
+// ErrPassphrase: the store is sealed with a passphrase and none, or
+// another one, was given.
+var ErrPassphrase = errors.New("the store's passphrase is missing or wrong")
 
 // The file store's sealing: every document is sealed with AES-256-GCM under
 // a 32-byte data key. The key is either random and kept in a 0600 key file
@@ -73,7 +74,7 @@ func openDataKey(dir string, passphrase []byte) (cipher.AEAD, error) {
 		}
 	case "passphrase":
 		if len(passphrase) == 0 {
-			return nil, fmt.Errorf("file store %s is sealed with a passphrase: set OFMKEYS_PASSPHRASE", dir)
+			return nil, fmt.Errorf("file store %s: %w: it is sealed with a passphrase and none was given", dir, ErrPassphrase)
 		}
 		if m.N < 1<<14 || m.N > 1<<20 || m.R < 1 || m.R > 32 || m.P < 1 || m.P > 16 || len(m.Salt) < 16 {
 			return nil, fmt.Errorf("%w: file store %s: scrypt parameters out of range", ErrCorrupt, dir)
@@ -92,7 +93,7 @@ func openDataKey(dir string, passphrase []byte) (cipher.AEAD, error) {
 	got, err := open(aead, m.Check, []byte(metaFile))
 	if err != nil || subtle.ConstantTimeCompare(got, checkPlaintext) != 1 {
 		if m.Sealing == "passphrase" {
-			return nil, fmt.Errorf("file store %s: %w (OFMKEYS_PASSPHRASE does not open it)", dir, ErrWrongPassphrase)
+			return nil, fmt.Errorf("file store %s: %w: the given passphrase does not open it", dir, ErrPassphrase)
 		}
 		return nil, fmt.Errorf("%w: file store %s: %s does not open the store (was it replaced?)", ErrCorrupt, dir, keyFile)
 	}

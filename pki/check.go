@@ -50,6 +50,9 @@ func CheckCertificate(chain []*x509.Certificate, o CheckOptions) error {
 	if o.Key != nil && !o.Key.PublicKey.Equal(leaf.PublicKey) {
 		return fmt.Errorf("%w: certificate %s certifies another key", ErrKeyMismatch, describe(leaf))
 	}
+	if len(chain) > 1 && leaf.IsCA {
+		return fmt.Errorf("%w: certificate 1 (%s) is a CA certificate: give the chain leaf first, each certificate followed by its issuer", ErrChain, describe(leaf))
+	}
 	if err := CheckProfile(leaf, o.Purpose); err != nil {
 		return err
 	}
@@ -88,7 +91,10 @@ func CheckProfile(c *x509.Certificate, p Purpose) error {
 	default:
 		return fmt.Errorf("%w: certificate %s is signed with %s; OFM requires SHA-256 or stronger", ErrProfile, describe(c), c.SignatureAlgorithm)
 	}
-	if c.BasicConstraintsValid && c.IsCA {
+	// A CA certificate is no leaf, except a self-signed one: openssl's
+	// default `req -x509` marks its output CA:TRUE, and sandbox starter
+	// packs are made that way.
+	if c.BasicConstraintsValid && c.IsCA && !SelfSigned(c) {
 		return fmt.Errorf("%w: certificate %s is a CA certificate, not a %s certificate", ErrProfile, describe(c), p)
 	}
 	if c.KeyUsage != 0 && c.KeyUsage&prof.RequiredKeyUsage != prof.RequiredKeyUsage {
@@ -125,4 +131,11 @@ func extKeyUsagesString(us []x509.ExtKeyUsage) string {
 		return "none"
 	}
 	return strings.Join(ExtKeyUsageNames(us), ", ")
+}
+
+// SelfSigned reports whether c is signed by its own key under its own name.
+// (Not CheckSignatureFrom: it refuses a parent that is not a CA, and a
+// self-signed leaf is not one.)
+func SelfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }

@@ -221,7 +221,8 @@ func TestCheckCertificateRefusesEachBrokenRule(t *testing.T) {
 		{"a 3-month cert is refused in production", []*x509.Certificate{short}, pki.CheckOptions{Purpose: pki.Transport}, pki.ErrShortValidity, "12 months"},
 		{"a 3-month cert passes when short validity is allowed", []*x509.Certificate{short}, pki.CheckOptions{Purpose: pki.Transport, AllowShortValidity: true}, nil, ""},
 		{"RSA-1024 is refused", []*x509.Certificate{weak}, pki.CheckOptions{Purpose: pki.Transport}, pki.ErrWeakKey, "at least 2048"},
-		{"a chain in the wrong order is refused", []*x509.Certificate{ca, good}, pki.CheckOptions{Purpose: pki.Transport}, pki.ErrProfile, "CA certificate"},
+		{"a chain in the wrong order is refused", []*x509.Certificate{ca, good}, pki.CheckOptions{Purpose: pki.Transport}, pki.ErrChain, "leaf first"},
+		{"a CA-issued CA certificate is no leaf", []*x509.Certificate{subCA(t)}, pki.CheckOptions{Purpose: pki.Transport}, pki.ErrProfile, "is a CA certificate"},
 		{"an issuer that is not the issuer is refused", []*x509.Certificate{good, good}, pki.CheckOptions{Purpose: pki.Transport}, pki.ErrChain, "leaf first"},
 		{"an encryption cert without keyEncipherment is refused", []*x509.Certificate{selfSignedFor(t, pki.Signing)}, pki.CheckOptions{Purpose: pki.Encryption}, pki.ErrProfile, "Key Encipherment"},
 	} {
@@ -348,4 +349,12 @@ func TestParseKidPolicy(t *testing.T) {
 	if _, err := pki.ParseKidPolicy("sha1"); err == nil || !strings.Contains(err.Error(), "x5t#S256") {
 		t.Errorf("unknown policy: %v", err)
 	}
+}
+
+// subCA is a CA certificate issued by another CA.
+func subCA(t *testing.T) *x509.Certificate {
+	c, _ := caIssued(t, testkeys.Key(2), func(c *x509.Certificate) {
+		c.IsCA, c.BasicConstraintsValid = true, true
+	})
+	return c
 }

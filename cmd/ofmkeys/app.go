@@ -56,7 +56,13 @@ sealed, permission denied, wrong passphrase, corrupt).`,
 	// people type them (ofmkeys list --store vault).
 	for _, c := range app.Commands {
 		c.Flags = append(c.Flags, globalFlags()...)
-		c.Before = applyConfig(c.Flags)
+		before := applyConfig(c.Flags)
+		c.Before = func(ctx *cli.Context) error {
+			if err := before(ctx); err != nil {
+				return err
+			}
+			return checkNow(ctx)
+		}
 		c.OnUsageError = app.OnUsageError
 	}
 	return app
@@ -93,16 +99,26 @@ func globalFlags() []cli.Flag {
 		stringFlag("vault-role-id-file", "AppRole role_id file (with --vault-secret-id-file: log in with AppRole)", ""),
 		stringFlag("vault-secret-id-file", "AppRole secret_id file", ""),
 		stringFlag("vault-approle-mount", "AppRole auth mount", "approle"),
-		&cli.TimestampFlag{Name: "now", Usage: "pretend the time is this (RFC 3339), for what-if runs and tests", Layout: time.RFC3339, EnvVars: []string{envName("now")}, Hidden: true},
+		&cli.StringFlag{Name: "now", Usage: "pretend the time is this (RFC 3339), for what-if runs and tests; empty: the clock", EnvVars: []string{envName("now")}, Hidden: true},
 	}
 }
 
-// now is the command's clock: the real time unless --now says otherwise.
+// now is the command's clock: the real time unless --now says otherwise
+// (validated by checkNow before any command runs).
 func now(c *cli.Context) time.Time {
-	if t := c.Timestamp("now"); t != nil {
+	if t, err := time.Parse(time.RFC3339, c.String("now")); err == nil {
 		return t.UTC()
 	}
 	return time.Now().UTC()
+}
+
+func checkNow(c *cli.Context) error {
+	if v := c.String("now"); v != "" {
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			return configError{fmt.Errorf("--now %q: want RFC 3339, e.g. 2027-01-31T09:00:00Z", v)}
+		}
+	}
+	return nil
 }
 
 // settingsFlags are the DC settings a command needs when it creates a

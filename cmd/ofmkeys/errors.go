@@ -55,7 +55,7 @@ func classify(err error) (int, string) {
 		return exitVerify, "check that the JWKS is the signer's and holds the kid of the JWS header"
 	case errors.Is(err, jwks.ErrDecrypt):
 		return exitVerify, "the JWE must be RSA-OAEP-256/A256GCM to an encryption key this keyset still holds"
-	case errors.Is(err, keystore.ErrWrongPassphrase):
+	case errors.Is(err, keystore.ErrPassphrase):
 		return exitStore, "set OFMKEYS_PASSPHRASE (or --passphrase-file) to the passphrase the store was created with"
 	case errors.Is(err, keystore.ErrUnavailable):
 		return exitStore, "check VAULT_ADDR and that Vault is up and unsealed (`vault status`); nothing was changed"

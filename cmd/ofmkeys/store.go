@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -44,7 +45,10 @@ func openStore(c *cli.Context) (keystore.Store, func(), error) {
 			AppRoleMount: c.String("vault-approle-mount"),
 		})
 		if err != nil {
-			return nil, nil, err
+			if errors.Is(err, keystore.ErrUnavailable) || errors.Is(err, keystore.ErrPermission) {
+				return nil, nil, err
+			}
+			return nil, nil, configError{err}
 		}
 		return s, func() { s.Close() }, nil
 	}
