@@ -1,0 +1,58 @@
+# ofmkeys: `make run` makes (or shows) a keyset on the embedded file store;
+# `make test` runs every test, building and installing what they need.
+GO      ?= go
+BIN     := bin/ofmkeys
+VAULTDEV := tools/vaultdev/bin/vaultdev
+JOSE    := tools/jose-interop/node_modules/jose/package.json
+# The sandbox identity `make run` uses (override: make run DC_ID=… CLIENT_ID=… ORG=…).
+DC_ID     ?= 0123456789abcdef01234567
+CLIENT_ID ?= 6f1c7a9e-2b3d-4e5f-8a9b-0c1d2e3f4a5b
+ORG       ?= Example Fintech Sdn Bhd
+
+.PHONY: run build test lint bench vaultdev deps gofloor clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ofmkeys
+
+run: build
+	@./$(BIN) list 2>/dev/null || ./$(BIN) init --dc-id $(DC_ID) --client-id $(CLIENT_ID) --org "$(ORG)"
+	@echo
+	@./$(BIN) jwks
+
+test: gofloor lint deps $(VAULTDEV) $(JOSE)
+	$(GO) test -race -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# The toolchain floor of RELIABILITY.md §7.8 (crypto/x509, encoding/pem and
+# crypto/tls fixes).
+gofloor:
+	@$(GO) version
+	@tools/check-go-version.sh "$$($(GO) env GOVERSION)" 1.25.5
+
+# openssl and Node run the interop tests; both come with the machine image,
+# and are installed from Debian when missing.
+deps:
+	@command -v openssl >/dev/null || (apt-get update -qq && apt-get install -y -qq openssl)
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+
+$(JOSE): tools/jose-interop/package.json tools/jose-interop/package-lock.json
+	cd tools/jose-interop && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# A real Vault server built from Vault's Go modules (its own module; first
+# build ~5 min and ~0.6 GB of modules, then seconds). Never committed.
+vaultdev: $(VAULTDEV)
+$(VAULTDEV): tools/vaultdev/main.go tools/vaultdev/go.mod tools/vaultdev/go.sum
+	cd tools/vaultdev && $(GO) build -o bin/vaultdev .
+
+# Benchmarks, side by side in one run, and the ratios the issues ask for.
+bench: deps
+	$(GO) test -run '^$$' -bench 'BenchmarkInit|BenchmarkCreateKeyset' -benchtime 20x -count 3 ./cmd/ofmkeys/ | tee bench.out
+	@tools/bench-report.sh bench.out
+
+clean:
+	rm -rf bin bench.out $(VAULTDEV) tools/jose-interop/node_modules

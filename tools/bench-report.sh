@@ -1,0 +1,16 @@
+#!/bin/sh
+# bench-report.sh FILE: mean ns/op of each benchmark in FILE and the ratio
+# `ofmkeys init` / openssl route.
+set -eu
+awk '
+/^Benchmark/ {
+	name = $1; sub(/-[0-9]+$/, "", name)
+	for (i = 2; i < NF; i++) if ($(i+1) == "ns/op") { sum[name] += $i; n[name]++ }
+}
+END {
+	print ""
+	print "benchmark                         mean ms/op   runs"
+	for (k in sum) printf "%-32s %10.1f   %d\n", k, sum[k]/n[k]/1e6, n[k]
+	o = "BenchmarkInit/ofmkeys"; s = "BenchmarkInit/openssl"
+	if (n[o] && n[s]) printf "\nofmkeys init / openssl route (3 x RSA-2048): %.2fx (target <= 0.30x)\n", (sum[o]/n[o]) / (sum[s]/n[s])
+}' "$1"
