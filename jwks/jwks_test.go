@@ -38,7 +38,7 @@ var (
 )
 
 // fixture is one keyset for the whole test binary.
-func fixture(t *testing.T) (keystore.Store, *keyset.Keyset) {
+func fixture(t testing.TB) (keystore.Store, *keyset.Keyset) {
 	t.Helper()
 	fixtureOnce.Do(func() {
 		dir, err := osMkdirTemp()
@@ -195,7 +195,7 @@ func TestCheckRefusesBrokenDocuments(t *testing.T) {
 	}
 }
 
-func signingKey(t *testing.T) (*rsa.PrivateKey, string, *jose.JSONWebKeySet) {
+func signingKey(t testing.TB) (*rsa.PrivateKey, string, *jose.JSONWebKeySet) {
 	t.Helper()
 	s, ks := fixture(t)
 	v := ks.Active(pki.Signing)

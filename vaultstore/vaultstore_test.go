@@ -342,3 +342,34 @@ func TestDeletedBehindOurBackReadsAsNotFound(t *testing.T) {
 		t.Fatalf("Get of a soft-deleted secret = %v", err)
 	}
 }
+
+func TestAppRoleLogsInAgainWhenTheTokenReachesItsMaxTTL(t *testing.T) {
+	v := vaulttest.Start(t)
+	cfg := config(v.Addr, "")
+	cfg.RoleIDFile, cfg.SecretIDFile = appRole(t, v)
+	if _, err := v.Client(t, "").Logical().Write("auth/approle/role/ofmkeys", map[string]any{
+		"token_policies": "kv-all", "token_ttl": "2s", "token_max_ttl": "3s",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := vaulttest.NewProxy(t, v.Addr)
+	logins := make(chan struct{}, 8)
+	proxy.SetFault(func(r *http.Request) vaulttest.Action {
+		if strings.HasSuffix(r.URL.Path, "/auth/approle/login") {
+			logins <- struct{}{}
+		}
+		return vaulttest.Forward
+	})
+	cfg.Address = proxy.URL
+	s := open(t, cfg)
+	<-logins // the first login, in New
+	select {
+	case <-logins:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no new login before the token's max TTL ran out")
+	}
+	p, _ := keystore.StatePath("dc1")
+	if _, err := s.Put(ctx, p, []byte(`1`), 0); err != nil {
+		t.Fatalf("write after the token was replaced: %v", err)
+	}
+}
