@@ -126,14 +126,8 @@ func (ks *Keyset) addVersion(ctx context.Context, s keystore.Store, p pki.Purpos
 // one is created from settings.
 func NewCSR(ctx context.Context, s keystore.Store, settings Settings, p pki.Purpose, bits int, now time.Time) ([]byte, error) {
 	now = now.UTC().Truncate(time.Second)
-	ks, version, err := Load(ctx, s, settings.DCID)
-	if errors.Is(err, ErrNoKeyset) {
-		if err := settings.Check(); err != nil {
-			return nil, fmt.Errorf("no keyset for dc_id %s yet, so its settings are needed: %w", settings.DCID, err)
-		}
-		ks = &Keyset{DCID: settings.DCID, ClientID: settings.ClientID, Organisation: settings.Organisation,
-			CommonName: settings.CommonName, Environment: settings.Environment, KidPolicy: settings.KidPolicy}
-	} else if err != nil {
+	ks, version, err := loadOrNew(ctx, s, settings)
+	if err != nil {
 		return nil, err
 	}
 	if bits == 0 {
@@ -188,18 +182,12 @@ func Import(ctx context.Context, s keystore.Store, o ImportOptions, now time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("certificate: %w", err)
 	}
-	ks, version, err := Load(ctx, s, o.Settings.DCID)
-	if errors.Is(err, ErrNoKeyset) {
-		if o.Key == nil {
-			return nil, fmt.Errorf("%w for dc_id %s: a certificate for a key made here needs `ofmkeys csr` first; to import a key made elsewhere give --key", ErrNoKeyset, o.Settings.DCID)
-		}
-		if err := o.Settings.Check(); err != nil {
-			return nil, fmt.Errorf("no keyset for dc_id %s yet, so its settings are needed: %w", o.Settings.DCID, err)
-		}
-		ks = &Keyset{DCID: o.Settings.DCID, ClientID: o.Settings.ClientID, Organisation: o.Settings.Organisation,
-			CommonName: o.Settings.CommonName, Environment: o.Settings.Environment, KidPolicy: o.Settings.KidPolicy}
-	} else if err != nil {
+	ks, version, err := loadOrNew(ctx, s, o.Settings)
+	if err != nil {
 		return nil, err
+	}
+	if version == 0 && o.Key == nil {
+		return nil, fmt.Errorf("%w for dc_id %s: a certificate for a key made here needs `ofmkeys csr` first; to import a key made elsewhere give --key", ErrNoKeyset, o.Settings.DCID)
 	}
 
 	var key *rsa.PrivateKey
@@ -263,6 +251,20 @@ func Import(ctx context.Context, s keystore.Store, o ImportOptions, now time.Tim
 		}
 	}
 	return &imported, nil
+}
+
+// loadOrNew loads the keyset of settings.DCID, or makes a new, empty one
+// (version 0, not yet stored) from settings when the store has none.
+func loadOrNew(ctx context.Context, s keystore.Store, settings Settings) (*Keyset, int64, error) {
+	ks, version, err := Load(ctx, s, settings.DCID)
+	if !errors.Is(err, ErrNoKeyset) {
+		return ks, version, err
+	}
+	if err := settings.Check(); err != nil {
+		return nil, 0, fmt.Errorf("no keyset for dc_id %s yet, so its settings are needed: %w", settings.DCID, err)
+	}
+	return &Keyset{DCID: settings.DCID, ClientID: settings.ClientID, Organisation: settings.Organisation,
+		CommonName: settings.CommonName, Environment: settings.Environment, KidPolicy: settings.KidPolicy}, 0, nil
 }
 
 func loadPending(ctx context.Context, s keystore.Store, dcID string, p Pending) (*rsa.PrivateKey, error) {

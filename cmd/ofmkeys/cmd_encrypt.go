@@ -46,13 +46,9 @@ func runEncrypt(c *cli.Context) error {
 		return err
 	}
 	if src := c.String("jwks"); src != "" {
-		doc, err := jwks.Load(c.Context, src)
+		set, err := loadJWKS(c)
 		if err != nil {
-			return fmt.Errorf("--jwks: %w", err)
-		}
-		set, err := jwks.ParseSet(doc)
-		if err != nil {
-			return fmt.Errorf("--jwks: %w", err)
+			return err
 		}
 		for _, k := range set.Keys {
 			if pub, ok := k.Key.(*rsa.PublicKey); ok && k.Use == "enc" {

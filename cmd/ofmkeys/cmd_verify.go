@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ofmkeys/ofmkeys/jwks"
@@ -45,13 +46,9 @@ func runVerify(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	doc, err := jwks.Load(c.Context, c.String("jwks"))
+	set, err := loadJWKS(c)
 	if err != nil {
-		return fmt.Errorf("--jwks: %w", err)
-	}
-	set, err := jwks.ParseSet(doc)
-	if err != nil {
-		return fmt.Errorf("--jwks: %w", err)
+		return err
 	}
 	in, err := readInput(c)
 	if err != nil {
@@ -73,4 +70,17 @@ func runVerify(c *cli.Context) error {
 	fmt.Fprintf(c.App.ErrWriter, "ofmkeys: verified: %s signature by kid %s\n", got.Alg, got.Kid)
 	_, err = c.App.Writer.Write(got.Payload)
 	return err
+}
+
+// loadJWKS reads the JWKS the --jwks flag names (a file or a URL).
+func loadJWKS(c *cli.Context) (*jose.JSONWebKeySet, error) {
+	doc, err := jwks.Load(c.Context, c.String("jwks"))
+	if err != nil {
+		return nil, fmt.Errorf("--jwks: %w", err)
+	}
+	set, err := jwks.ParseSet(doc)
+	if err != nil {
+		return nil, fmt.Errorf("--jwks: %w", err)
+	}
+	return set, nil
 }
