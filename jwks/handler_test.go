@@ -200,8 +200,8 @@ func TestSnapshotRoundTripsThroughDiskAndRefusesDamage(t *testing.T) {
 	}
 	raw, _ := os.ReadFile(path)
 	for name, bad := range map[string][]byte{
-		"truncated": raw[:len(raw)/2],
-		"empty":     nil,
+		"truncated":              raw[:len(raw)/2],
+		"empty":                  nil,
 		"a private member added": bytes.Replace(raw, []byte(`"kty":"RSA"`), []byte(`"kty":"RSA","d":"AQAB"`), 1),
 		"the encryption key cut": func() []byte {
 			var p map[string]json.RawMessage
@@ -256,9 +256,13 @@ func TestLintAppliesTheContextRules(t *testing.T) {
 		mod  func(o *jwks.LintOptions)
 		want string
 	}{
-		{"max-age 3600", func(o *jwks.LintOptions) { o.Header = http.Header{"Cache-Control": {"max-age=3600"}, "Content-Type": {"application/json"}} }, "cache-control"},
+		{"max-age 3600", func(o *jwks.LintOptions) {
+			o.Header = http.Header{"Cache-Control": {"max-age=3600"}, "Content-Type": {"application/json"}}
+		}, "cache-control"},
 		{"no Cache-Control", func(o *jwks.LintOptions) { o.Header = http.Header{"Content-Type": {"application/json"}} }, "cache-control"},
-		{"served as HTML", func(o *jwks.LintOptions) { o.Header = http.Header{"Cache-Control": {"max-age=60"}, "Content-Type": {"text/html"}} }, "content-type"},
+		{"served as HTML", func(o *jwks.LintOptions) {
+			o.Header = http.Header{"Cache-Control": {"max-age=60"}, "Content-Type": {"text/html"}}
+		}, "content-type"},
 		{"another kid policy", func(o *jwks.LintOptions) { o.KidPolicy = pki.KidJWKThumbprint }, "kid-policy,kid-policy"},
 		{"checked years later", func(o *jwks.LintOptions) { o.Now = now.AddDate(5, 0, 0) }, "validity,validity"},
 	} {

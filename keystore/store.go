@@ -62,3 +62,18 @@ type Store interface {
 	// what is absent is not an error.
 	Delete(ctx context.Context, path string) error
 }
+
+// Watcher is implemented by stores that can tell when a document may have
+// changed, so readers need not poll. The channel gets a value (coalesced:
+// one pending at most) after any change to the document at path, and is
+// closed when ctx ends. A signal may be spurious; readers re-read.
+type Watcher interface {
+	Watch(ctx context.Context, path string) (<-chan struct{}, error)
+}
+
+// Versioner is implemented by stores that can report a document's version
+// more cheaply than Get (no payload, no decryption): polling readers call
+// it and Get only when the version moved. ErrNotFound when absent.
+type Versioner interface {
+	Version(ctx context.Context, path string) (int64, error)
+}

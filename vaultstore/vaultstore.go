@@ -420,3 +420,29 @@ func (s *Store) Delete(ctx context.Context, p string) error {
 		return err
 	})
 }
+
+var _ keystore.Versioner = (*Store)(nil)
+
+// Version implements keystore.Versioner: one metadata read, no payload.
+func (s *Store) Version(ctx context.Context, p string) (int64, error) {
+	if err := keystore.CheckPath(p); err != nil {
+		return 0, err
+	}
+	var version int64
+	err := s.do(ctx, "read metadata of "+p, func(ctx context.Context) error {
+		sec, err := s.client.Logical().ReadWithContext(ctx, s.kvPath("metadata", p))
+		if err != nil {
+			return err
+		}
+		if sec == nil || sec.Data == nil {
+			return fmt.Errorf("%s: %w", p, keystore.ErrNotFound)
+		}
+		v, err := number(sec.Data["current_version"])
+		if err != nil {
+			return fmt.Errorf("%w: %s: Vault metadata has no current_version", keystore.ErrCorrupt, p)
+		}
+		version = v
+		return nil
+	})
+	return version, err
+}

@@ -118,6 +118,29 @@ func Run(t *testing.T, newStore func(t *testing.T) keystore.Store) {
 		}
 	})
 
+	t.Run("Version, where implemented, agrees with Get", func(t *testing.T) {
+		s := newStore(t)
+		vs, ok := s.(keystore.Versioner)
+		if !ok {
+			t.Skip("the backend does not implement keystore.Versioner")
+		}
+		path := p(t, "dc", "state")
+		if _, err := vs.Version(ctx, path); !errors.Is(err, keystore.ErrNotFound) {
+			t.Fatalf("Version of a missing document = %v", err)
+		}
+		for want := int64(1); want <= 3; want++ {
+			if _, err := s.Put(ctx, path, []byte(`{}`), want-1); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := vs.Version(ctx, path); err != nil || v != want {
+				t.Fatalf("Version = %d, %v; want %d", v, err, want)
+			}
+		}
+		if _, err := vs.Version(ctx, "ofmkeys/../x"); !errors.Is(err, keystore.ErrInvalidPath) {
+			t.Fatalf("Version of a hostile path = %v", err)
+		}
+	})
+
 	t.Run("hostile paths are refused before any I/O", func(t *testing.T) {
 		s := newStore(t)
 		for _, bad := range []string{"", "/ofmkeys/dc", "ofmkeys//dc", "ofmkeys/../etc/passwd", "ofmkeys/dc/..", "ofmkeys/dc/k\x00id",
