@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the daemon's Prometheus metrics, in a registry of its own.
+// Counters count events; everything about the served keyset is read from
+// the current snapshot at scrape time (collect), so it can never drift.
+type metrics struct {
+	s        *Server
+	registry *prometheus.Registry
+
+	requests    *prometheus.CounterVec
+	storeErrors *prometheus.CounterVec
+	rejected    prometheus.Counter
+	sinkRuns    *prometheus.CounterVec
+	lintRuns    *prometheus.CounterVec
+	panics      *prometheus.CounterVec
+
+	generation, modified, servedAge, storeUp, storeSuccess, lintOK, lintFindings, keys, notAfter, notBefore *prometheus.Desc
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{s: s, registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_http_requests_total", Help: "HTTP requests by path and status code."}, []string{"path", "code"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_store_errors_total", Help: "Failed store reads by kind."}, []string{"kind"})
+	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "ofmkeys_jwks_snapshots_rejected_total", Help: "Keyset changes or persisted snapshots refused because the JWKS would be invalid."})
+	m.sinkRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_sink_runs_total", Help: "File sink updates by result."}, []string{"result"})
+	m.lintRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_jwks_lint_runs_total", Help: "Self-checks of the public JWKS by result."}, []string{"result"})
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_panics_recovered_total", Help: "Panics recovered in the daemon's loops."}, []string{"loop"})
+	m.generation = prometheus.NewDesc("ofmkeys_jwks_snapshot_generation", "How many different JWKS this process has served.", nil, nil)
+	m.modified = prometheus.NewDesc("ofmkeys_jwks_snapshot_modified_timestamp_seconds", "When the served keyset last changed.", []string{"source"}, nil)
+	m.servedAge = prometheus.NewDesc("ofmkeys_jwks_snapshot_age_seconds", "How long the served JWKS has been served.", nil, nil)
+	m.storeUp = prometheus.NewDesc("ofmkeys_store_up", "1 when the last read of the store succeeded.", nil, nil)
+	m.storeSuccess = prometheus.NewDesc("ofmkeys_store_last_success_timestamp_seconds", "When the store last answered.", nil, nil)
+	m.lintOK = prometheus.NewDesc("ofmkeys_jwks_lint_ok", "1 when the last self-check of the public JWKS passed.", nil, nil)
+	m.lintFindings = prometheus.NewDesc("ofmkeys_jwks_lint_findings", "Findings of the last self-check.", nil, nil)
+	m.keys = prometheus.NewDesc("ofmkeys_keys", "Key versions by purpose and state.", []string{"purpose", "state"}, nil)
+	m.notAfter = prometheus.NewDesc("ofmkeys_certificate_not_after_timestamp_seconds", "Expiry of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
+	m.notBefore = prometheus.NewDesc("ofmkeys_certificate_not_before_timestamp_seconds", "Start of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
+	m.registry.MustRegister(m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.generation, m.modified, m.servedAge, m.storeUp, m.storeSuccess, m.lintOK, m.lintFindings, m.keys, m.notAfter, m.notBefore} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector from the current state.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	s := m.s
+	snap := s.handler.Current()
+	now := s.clock.Now()
+	s.st.mu.Lock()
+	gen, source, servedAt := s.st.generation, s.st.source, s.st.servedAt
+	storeOK, storeSuccess, lint := s.st.storeOK, s.st.storeSuccess, s.st.lint
+	s.st.mu.Unlock()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(m.generation, float64(gen))
+	gauge(m.storeUp, b2f(storeOK))
+	if !storeSuccess.IsZero() {
+		gauge(m.storeSuccess, float64(storeSuccess.Unix()))
+	}
+	if !lint.checkedAt.IsZero() {
+		gauge(m.lintOK, b2f(lint.ok()))
+		gauge(m.lintFindings, float64(len(lint.findings)))
+	}
+	if snap == nil {
+		return
+	}
+	gauge(m.modified, float64(snap.Modified.Unix()), source)
+	gauge(m.servedAge, now.Sub(servedAt).Seconds())
+	count := map[[2]string]int{}
+	for _, k := range snap.Keys {
+		count[[2]string{string(k.Purpose), string(k.State)}]++
+		gauge(m.notAfter, float64(k.NotAfter.Unix()), string(k.Purpose), k.Kid, string(k.State))
+		gauge(m.notBefore, float64(k.NotBefore.Unix()), string(k.Purpose), k.Kid, string(k.State))
+	}
+	for ps, n := range count {
+		gauge(m.keys, float64(n), ps[0], ps[1])
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// instrument counts requests by route (a fixed set, so no label explosion).
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		path := r.URL.Path
+		switch path {
+		case PathWellKnown, PathJWKS, PathHealth, PathReady, PathMetrics:
+		default:
+			path = "other"
+		}
+		m.requests.WithLabelValues(path, strconv.Itoa(rec.code)).Inc()
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
