@@ -84,6 +84,16 @@ func (s *Store) do(ctx context.Context, what string, op func(context.Context) er
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
+		if s.appRole() && s.client.Token() == "" {
+			// The login at start found Vault unreachable.
+			if err = s.login(ctx); err != nil {
+				if retryable(err) && attempt < s.cfg.Attempts {
+					s.sleep(ctx, &wait)
+					continue
+				}
+				return fmt.Errorf("vault: %s: %w", what, err)
+			}
+		}
 		err = classify(op(ctx))
 		switch {
 		case err == nil:
@@ -101,11 +111,21 @@ func (s *Store) do(ctx context.Context, what string, op func(context.Context) er
 			}
 			return fmt.Errorf("vault: %s: %w", what, err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := s.sleep(ctx, &wait); err != nil {
+			return err
 		}
-		wait = min(2*wait, s.cfg.MaxBackoff)
 	}
+}
+
+// sleep waits *wait (or until ctx ends) and doubles it up to MaxBackoff.
+func (s *Store) sleep(ctx context.Context, wait *time.Duration) error {
+	t := time.NewTimer(*wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	*wait = min(2**wait, s.cfg.MaxBackoff)
+	return nil
 }

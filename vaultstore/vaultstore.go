@@ -142,7 +142,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, client: client, stop: make(chan struct{})}
 	if s.appRole() {
-		if err := s.login(ctx); err != nil {
+		client.ClearToken()
+		// An unreachable Vault is not a configuration error: operations
+		// log in when it answers (a daemon keeps serving meanwhile).
+		if err := s.login(ctx); err != nil && !errors.Is(err, keystore.ErrUnavailable) {
 			return nil, err
 		}
 	} else if client.Token() == "" {
@@ -178,9 +181,13 @@ func (s *Store) checkAccess(ctx context.Context) error {
 		}
 		return nil
 	})
-	if errors.Is(err, keystore.ErrPermission) {
+	switch {
+	case errors.Is(err, keystore.ErrPermission) && !errors.Is(err, errInvalidToken):
 		// A token that cannot look itself up may still hold the KV policy
 		// (lookup-self is in Vault's default policy, not in ours).
+		return nil
+	case errors.Is(err, keystore.ErrUnavailable):
+		// Reported by the first operation; not a reason to refuse to start.
 		return nil
 	}
 	return err

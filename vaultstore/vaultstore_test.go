@@ -316,7 +316,6 @@ func TestBadSettingsFailAtStartWithAClearMessage(t *testing.T) {
 	}{
 		{"no address", vaultstore.Config{Token: "x"}, "set VAULT_ADDR"},
 		{"no token", vaultstore.Config{Address: "http://127.0.0.1:1"}, "set VAULT_TOKEN"},
-		{"nothing listening", vaultstore.Config{Address: "http://127.0.0.1:1", Token: "x", Backoff: time.Millisecond, Attempts: 2}, "store unavailable"},
 		{"an untrusted TLS certificate", vaultstore.Config{Address: tls.URL, Token: "x", Attempts: 3}, "VAULT_CACERT"},
 		{"a mount with ..", vaultstore.Config{Address: "http://127.0.0.1:1", Token: "x", Mount: "../sys"}, "vault mount"},
 		{"missing AppRole files", vaultstore.Config{Address: "http://127.0.0.1:1", RoleIDFile: "/nonexistent/role", SecretIDFile: "/nonexistent/secret"}, "role_id file"},
@@ -371,5 +370,35 @@ func TestAppRoleLogsInAgainWhenTheTokenReachesItsMaxTTL(t *testing.T) {
 	p, _ := keystore.StatePath("dc1")
 	if _, err := s.Put(ctx, p, []byte(`1`), 0); err != nil {
 		t.Fatalf("write after the token was replaced: %v", err)
+	}
+}
+
+// An unreachable Vault does not stop New (a daemon must start and serve
+// its persisted JWKS); the operations report it, and an AppRole store logs
+// in once Vault answers.
+func TestUnreachableVaultAtStartIsAnOperationError(t *testing.T) {
+	s, err := vaultstore.New(ctx, vaultstore.Config{Address: "http://127.0.0.1:1", Token: "x", Backoff: time.Millisecond, Attempts: 2})
+	if err != nil {
+		t.Fatalf("New with nothing listening: %v", err)
+	}
+	defer s.Close()
+	p, _ := keystore.StatePath("dc1")
+	if _, _, err := s.Get(ctx, p); !errors.Is(err, keystore.ErrUnavailable) {
+		t.Fatalf("Get = %v, want ErrUnavailable", err)
+	}
+
+	v := vaulttest.Start(t)
+	cfg := config(v.Addr, "")
+	cfg.RoleIDFile, cfg.SecretIDFile = appRole(t, v)
+	proxy := vaulttest.NewProxy(t, v.Addr)
+	proxy.SetFault(func(*http.Request) vaulttest.Action { return vaulttest.Status503 })
+	cfg.Address = proxy.URL
+	ar := open(t, cfg)
+	if _, _, err := ar.Get(ctx, p); !errors.Is(err, keystore.ErrUnavailable) {
+		t.Fatalf("AppRole Get while Vault is down = %v", err)
+	}
+	proxy.SetFault(nil)
+	if _, _, err := ar.Get(ctx, p); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("AppRole Get once Vault answers = %v, want a login and ErrNotFound", err)
 	}
 }
