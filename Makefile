@@ -1,4 +1,4 @@
-# ofmkeys: `make run` makes (or shows) a keyset on the embedded file store;
+# ofmkeys: `make run` makes (or shows) a keyset on the embedded file store and serves its JWKS;
 # `make test` runs every test, building and installing what they need.
 GO      ?= go
 BIN     := bin/ofmkeys
@@ -14,10 +14,12 @@ ORG       ?= Example Fintech Sdn Bhd
 build:
 	$(GO) build -o $(BIN) ./cmd/ofmkeys
 
+# Creates the sandbox keyset when the store has none, shows it, then runs the
+# daemon in the foreground (Ctrl-C stops it) and prints the JWKS URL to try.
 run: build
 	@./$(BIN) list 2>/dev/null || ./$(BIN) init --dc-id $(DC_ID) --client-id $(CLIENT_ID) --org "$(ORG)"
 	@echo
-	@./$(BIN) jwks
+	@./$(BIN) serve
 
 test: gofloor lint deps $(VAULTDEV) $(JOSE)
 	$(GO) test -race -count=1 ./...

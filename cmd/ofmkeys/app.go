@@ -50,21 +50,27 @@ sealed, permission denied, wrong passphrase, corrupt).`,
 			verifyCommand(),
 			encryptCommand(),
 			decryptCommand(),
+			serveCommand(),
 		},
 	}
 	// The common flags go on every command, after its name, the way
 	// people type them (ofmkeys list --store vault).
-	for _, c := range app.Commands {
-		c.Flags = append(c.Flags, globalFlags()...)
-		before := applyConfig(c.Flags)
-		c.Before = func(ctx *cli.Context) error {
-			if err := before(ctx); err != nil {
-				return err
+	var wire func([]*cli.Command)
+	wire = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.Flags = append(c.Flags, globalFlags()...)
+			before := applyConfig(c.Flags)
+			c.Before = func(ctx *cli.Context) error {
+				if err := before(ctx); err != nil {
+					return err
+				}
+				return checkNow(ctx)
 			}
-			return checkNow(ctx)
+			c.OnUsageError = app.OnUsageError
+			wire(c.Subcommands)
 		}
-		c.OnUsageError = app.OnUsageError
 	}
+	wire(app.Commands)
 	return app
 }
 

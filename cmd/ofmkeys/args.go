@@ -14,14 +14,24 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
-	var cmd *cli.Command
-	for _, c := range app.Commands {
-		if c.HasName(args[1]) {
-			cmd = c
+	// Find the command, and a subcommand right after it (jwks lint).
+	find := func(cmds []*cli.Command, name string) *cli.Command {
+		for _, c := range cmds {
+			if c.HasName(name) {
+				return c
+			}
 		}
+		return nil
 	}
+	cmd := find(app.Commands, args[1])
 	if cmd == nil {
 		return args
+	}
+	head := 2
+	if len(args) > 2 {
+		if sub := find(cmd.Subcommands, args[2]); sub != nil {
+			cmd, head = sub, 3
+		}
 	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {
@@ -31,7 +41,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 		}
 	}
 	var flags, positional []string
-	rest := args[2:]
+	rest := args[head:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
@@ -49,6 +59,6 @@ func flagsFirst(app *cli.App, args []string) []string {
 			flags = append(flags, rest[i])
 		}
 	}
-	out := append([]string{args[0], args[1]}, flags...)
+	out := append(append([]string{}, args[:head]...), flags...)
 	return append(out, positional...)
 }

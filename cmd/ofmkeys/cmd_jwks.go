@@ -21,7 +21,8 @@ with kid, n, e, x5c and x5t#S256. Never a private member.`,
 			stringFlag("out", "write to this file (atomically) instead of standard output", ""),
 			boolFlag("publish-transport", "also publish the transport key (OFM registers it out of band; off by default)"),
 		},
-		Action: runJWKS,
+		Action:      runJWKS,
+		Subcommands: []*cli.Command{jwksLintCommand()},
 	}
 }
 

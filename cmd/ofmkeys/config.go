@@ -31,6 +31,7 @@ func applyConfig(flags []cli.Flag) cli.BeforeFunc {
 				return configError{fmt.Errorf("config %s: unknown setting %q (settings are flag names, e.g. dc-id, store, vault-mount)", path, k)}
 			}
 		}
+		fromFile := map[string]bool{}
 		for _, f := range flags {
 			name := f.Names()[0]
 			v, ok := values[name]
@@ -40,9 +41,25 @@ func applyConfig(flags []cli.Flag) cli.BeforeFunc {
 			if err := c.Set(name, v); err != nil {
 				return configError{fmt.Errorf("config %s: %s: %q: %v", path, name, v, err)}
 			}
+			fromFile[name] = true
 		}
+		if c.App.Metadata == nil {
+			c.App.Metadata = map[string]any{}
+		}
+		c.App.Metadata[fromFileKey] = fromFile
 		return nil
 	}
+}
+
+// fromFileKey names, in App.Metadata, the flags the config file set: a
+// reload (serve's SIGHUP) replaces exactly those.
+const fromFileKey = "ofmkeys/from-config-file"
+
+// setByFile reports whether the config file (not a flag or the
+// environment) gave the flag its value.
+func setByFile(c *cli.Context, name string) bool {
+	m, _ := c.App.Metadata[fromFileKey].(map[string]bool)
+	return m[name]
 }
 
 func mapKeys(m map[string]string) func(func(string) bool) {
@@ -90,8 +107,13 @@ func allFlagNames(app *cli.App) map[string]bool {
 			}
 		}
 	}
-	for _, cmd := range app.Commands {
-		add(cmd.Flags)
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			add(cmd.Flags)
+			walk(cmd.Subcommands)
+		}
 	}
+	walk(app.Commands)
 	return known
 }

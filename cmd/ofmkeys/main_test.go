@@ -2,11 +2,17 @@ package main
 
 import (
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -46,6 +52,9 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"freeport": freeport,
+			"waitfor":  waitfor,
+			"fetch":    fetchCmd,
 			// exits CODE PROG ARGS...: run PROG and require exit code CODE.
 			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) < 2 {
@@ -69,4 +78,75 @@ func TestScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// freeport VAR: set VAR to a free loopback TCP port.
+func freeport(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ts.Fatalf("freeport: %v", err)
+	}
+	defer ln.Close()
+	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+}
+
+// waitfor URL [NEEDLE|@FILE]: wait (10 s at most) until GET URL answers 200
+// and its headers and body contain NEEDLE (or the text of FILE). The
+// daemon under test is another process: polling is the only way to see it.
+func waitfor(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitfor URL [NEEDLE|@FILE]")
+	}
+	needle := ""
+	if len(args) == 2 {
+		needle = args[1]
+		if strings.HasPrefix(needle, "@") {
+			needle = strings.TrimSpace(ts.ReadFile(needle[1:]))
+		}
+	}
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(args[0])
+		if err == nil {
+			dump, _ := httputil.DumpResponse(resp, true)
+			resp.Body.Close()
+			last = string(dump)
+			if resp.StatusCode == 200 && strings.Contains(last, needle) {
+				if neg {
+					ts.Fatalf("%s answered with %q", args[0], needle)
+				}
+				return
+			}
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !neg {
+		ts.Fatalf("%s did not answer 200 with %q in 10 s; last: %s", args[0], needle, last)
+	}
+}
+
+// fetch URL FILE: save the body of GET URL.
+func fetchCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: fetch URL FILE")
+	}
+	resp, err := http.Get(args[0])
+	if err != nil {
+		ts.Fatalf("fetch: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		ts.Fatalf("fetch %s: %s", args[0], resp.Status)
+	}
+	if err := os.WriteFile(ts.MkAbs(args[1]), body, 0o644); err != nil {
+		ts.Fatalf("fetch: %v", err)
+	}
 }

@@ -1,11 +1,14 @@
-// Verifies a compact JWS (file argv[3]) against a JWKS (file argv[2]) with
+// Verifies a compact JWS (file argv[3]) against a JWKS (argv[2]: a file, or
+// an http(s) URL that panva/jose fetches itself, as a peer does) with
 // panva/jose, PS256 only, and prints the payload. With argv[4], the JWS is
 // detached and argv[4] is the payload file. Exit 1 when it does not verify.
 import { readFileSync } from 'node:fs';
-import { compactVerify, flattenedVerify, createLocalJWKSet } from 'jose';
+import { compactVerify, flattenedVerify, createLocalJWKSet, createRemoteJWKSet } from 'jose';
 
-const [, , jwksFile, jwsFile, payloadFile] = process.argv;
-const jwks = createLocalJWKSet(JSON.parse(readFileSync(jwksFile, 'utf8')));
+const [, , jwksSource, jwsFile, payloadFile] = process.argv;
+const jwks = /^https?:/.test(jwksSource)
+  ? createRemoteJWKSet(new URL(jwksSource))
+  : createLocalJWKSet(JSON.parse(readFileSync(jwksSource, 'utf8')));
 const jws = readFileSync(jwsFile, 'utf8').trim();
 const options = { algorithms: ['PS256'] };
 try {
