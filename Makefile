@@ -51,10 +51,17 @@ vaultdev: $(VAULTDEV)
 $(VAULTDEV): tools/vaultdev/main.go tools/vaultdev/go.mod tools/vaultdev/go.sum
 	cd tools/vaultdev && $(GO) build -o bin/vaultdev .
 
-# Benchmarks, side by side in one run, and the ratios the issues ask for.
-bench: deps
+# Benchmarks, side by side in one run, and the ratios the issues ask for:
+# `ofmkeys init` against the openssl route; the daemon's handler against a
+# bare net/http one in-process; then `ofmkeys serve` against bare net/http
+# and nginx over loopback with wrk, and its idle memory.
+bench: deps build
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	@command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	$(GO) test -run '^$$' -bench 'BenchmarkInit|BenchmarkCreateKeyset' -benchtime 20x -count 3 ./cmd/ofmkeys/ | tee bench.out
+	$(GO) test -run '^$$' -bench 'BenchmarkServe' -benchtime 200000x -count 3 ./daemon/ | tee -a bench.out
 	@tools/bench-report.sh bench.out
+	$(GO) run ./tools/servebench -ofmkeys $(BIN)
 
 clean:
 	rm -rf bin bench.out $(VAULTDEV) tools/jose-interop/node_modules

@@ -261,10 +261,12 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	s.addr.Store(ln.Addr().String())
+	// Slow clients are bounded by ReadHeaderTimeout (slowloris), IdleTimeout
+	// and WriteTimeout (slow readers). No ReadTimeout: no handler reads a
+	// body, and it would re-arm a timer on every request of the hot path.
 	srv := &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,

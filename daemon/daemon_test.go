@@ -100,7 +100,7 @@ func (r *running) wait(t *testing.T, what string, match func(daemon.Event) bool)
 
 func isSnapshot(e daemon.Event) bool { return e.Kind == daemon.EventSnapshot }
 
-func newFileStore(t *testing.T) keystore.Store {
+func newFileStore(t testing.TB) keystore.Store {
 	t.Helper()
 	s, err := keystore.OpenFileStore(filepath.Join(t.TempDir(), "store"), nil)
 	if err != nil {
@@ -109,7 +109,7 @@ func newFileStore(t *testing.T) keystore.Store {
 	return s
 }
 
-func createKeyset(t *testing.T, s keystore.Store, force bool) *keyset.Keyset {
+func createKeyset(t testing.TB, s keystore.Store, force bool) *keyset.Keyset {
 	t.Helper()
 	ks, err := keyset.Create(ctx, s, keyset.CreateOptions{Settings: settings, Force: force}, time.Now())
 	if err != nil {

@@ -21,12 +21,18 @@ const (
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(PathWellKnown, s.handler)
-	mux.Handle(PathJWKS, s.handler)
 	mux.HandleFunc(PathHealth, s.health)
 	mux.HandleFunc(PathReady, s.ready)
 	mux.Handle(PathMetrics, promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	return s.metrics.instrument(mux)
+	// The JWKS paths are the hot ones: matched before the mux's patterns.
+	return s.metrics.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case PathWellKnown, PathJWKS:
+			s.handler.ServeHTTP(w, r)
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	}))
 }
 
 // publicURL is the JWKS URL peers use: the configured one, or ours.

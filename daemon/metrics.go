@@ -100,14 +100,31 @@ func b2f(b bool) float64 {
 }
 
 // instrument counts requests by route (a fixed set, so no label explosion).
+// The counters of the routes and common codes are looked up once, not per
+// request: label hashing would cost more than serving a 304.
 func (m *metrics) instrument(next http.Handler) http.Handler {
+	routes := []string{PathWellKnown, PathJWKS, PathHealth, PathReady, PathMetrics, "other"}
+	codes := []int{200, 304, 404, 405, 503}
+	cached := map[string]map[int]prometheus.Counter{}
+	for _, p := range routes {
+		cached[p] = map[int]prometheus.Counter{}
+		for _, c := range codes {
+			cached[p][c] = m.requests.WithLabelValues(p, strconv.Itoa(c))
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		byCode, ok := cached[r.URL.Path]
+		if !ok {
+			byCode = cached["other"]
+		}
+		if c, ok := byCode[rec.code]; ok {
+			c.Inc()
+			return
+		}
 		path := r.URL.Path
-		switch path {
-		case PathWellKnown, PathJWKS, PathHealth, PathReady, PathMetrics:
-		default:
+		if _, known := cached[path]; !known {
 			path = "other"
 		}
 		m.requests.WithLabelValues(path, strconv.Itoa(rec.code)).Inc()

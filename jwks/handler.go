@@ -28,11 +28,24 @@ type ServeOptions struct {
 // Handler serves the current snapshot: GET and HEAD, strong ETag with
 // If-None-Match, Last-Modified with If-Modified-Since, gzip when asked for.
 // Until a snapshot is set it answers 503, never an empty JWKS. Safe for
-// concurrent use; Set swaps the snapshot atomically.
+// concurrent use; Set swaps the snapshot atomically. Every header value is
+// formatted when a snapshot or the options change, never per request.
 type Handler struct {
 	snap atomic.Pointer[Snapshot]
-	opts atomic.Pointer[ServeOptions]
+	opts atomic.Pointer[served]
 }
+
+// served is ServeOptions as header values.
+type served struct {
+	cacheControl, contentType []string
+}
+
+// Constant header values, shared by every response (never modified).
+var (
+	hdrVary    = []string{"Accept-Encoding"}
+	hdrNosniff = []string{"nosniff"}
+	hdrGzip    = []string{"gzip"}
+)
 
 // NewHandler returns a handler with the given options and no snapshot.
 func NewHandler(o ServeOptions) *Handler {
@@ -49,7 +62,10 @@ func (h *Handler) SetOptions(o ServeOptions) {
 	if o.MaxAge > MaxCacheAge {
 		o.MaxAge = MaxCacheAge
 	}
-	h.opts.Store(&o)
+	h.opts.Store(&served{
+		cacheControl: []string{"public, max-age=" + strconv.Itoa(int(o.MaxAge/time.Second))},
+		contentType:  []string{o.ContentType},
+	})
 }
 
 // Set makes s the served snapshot.
@@ -72,23 +88,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o := h.opts.Load()
+	// Canonical keys, assigned directly: no per-request formatting.
 	hd := w.Header()
-	hd.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(o.MaxAge/time.Second)))
-	hd.Set("ETag", s.ETag)
-	hd.Set("Last-Modified", s.Modified.Format(http.TimeFormat))
-	hd.Set("Vary", "Accept-Encoding")
-	hd.Set("X-Content-Type-Options", "nosniff")
+	hd["Cache-Control"] = o.cacheControl
+	hd["Etag"] = s.etagHdr
+	hd["Last-Modified"] = s.modifiedHdr
+	hd["Vary"] = hdrVary
+	hd["X-Content-Type-Options"] = hdrNosniff
 	if notModified(r, s) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := s.Body
+	body, length := s.Body, s.lenHdr
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
-		body = s.Gzip
-		hd.Set("Content-Encoding", "gzip")
+		body, length = s.Gzip, s.gzipLenHdr
+		hd["Content-Encoding"] = hdrGzip
 	}
-	hd.Set("Content-Type", o.ContentType)
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	hd["Content-Type"] = o.contentType
+	hd["Content-Length"] = length
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		w.Write(body)
@@ -99,7 +116,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // If-Modified-Since; ETags compare weakly for GET/HEAD.
 func notModified(r *http.Request, s *Snapshot) bool {
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		for _, tag := range strings.Split(inm, ",") {
+		for inm != "" {
+			var tag string
+			tag, inm, _ = strings.Cut(inm, ",")
 			tag = strings.TrimSpace(tag)
 			if tag == "*" || strings.TrimPrefix(tag, "W/") == s.ETag {
 				return true

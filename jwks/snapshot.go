@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/ofmkeys/ofmkeys/keyset"
@@ -34,6 +36,9 @@ type Snapshot struct {
 	// Keys are the public facts of every key version (published or not),
 	// for metrics and health.
 	Keys []KeyInfo
+
+	// Header values, formatted once per snapshot rather than per request.
+	etagHdr, modifiedHdr, lenHdr, gzipLenHdr []string
 }
 
 // KeyInfo is what a snapshot records of one key version.
@@ -74,6 +79,10 @@ func (s *Snapshot) seal() (*Snapshot, error) {
 		return nil, err
 	}
 	s.Gzip = buf.Bytes()
+	s.etagHdr = []string{s.ETag}
+	s.modifiedHdr = []string{s.Modified.Format(http.TimeFormat)}
+	s.lenHdr = []string{strconv.Itoa(len(s.Body))}
+	s.gzipLenHdr = []string{strconv.Itoa(len(s.Gzip))}
 	return s, nil
 }
 
@@ -116,5 +125,5 @@ func LoadSnapshot(path string) (*Snapshot, error) {
 	if err := Check(body.Bytes(), CheckOptions{RequireSigAndEnc: true}); err != nil {
 		return nil, fmt.Errorf("persisted JWKS %s: %w", path, err)
 	}
-	return (&Snapshot{Body: body.Bytes(), Modified: p.Modified, DCID: p.DCID, StateVersion: p.StateVersion, Keys: p.Keys}).seal()
+	return (&Snapshot{Body: body.Bytes(), Modified: p.Modified.UTC(), DCID: p.DCID, StateVersion: p.StateVersion, Keys: p.Keys}).seal()
 }
