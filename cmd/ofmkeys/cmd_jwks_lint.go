@@ -62,11 +62,14 @@ func runJWKSLint(c *cli.Context) error {
 		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RULE\tKEY\tKID\tFINDING")
 		for _, f := range findings {
-			key := "-"
+			key, kid := "-", "-"
 			if f.Key > 0 {
 				key = fmt.Sprint(f.Key)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Rule, key, orNone(f.Kid), f.Message)
+			if f.Kid != "" {
+				kid = f.Kid
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Rule, key, kid, f.Message)
 		}
 		tw.Flush()
 	}
