@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -98,22 +97,8 @@ func (s *Server) runSinks(ctx context.Context, ks *keyset.Keyset, snap *jwks.Sna
 func (s *Server) writeSinks(ctx context.Context, cfg Sinks, ks *keyset.Keyset, snap *jwks.Snapshot) error {
 	if cfg.Dir != "" {
 		for _, p := range cfg.Purposes {
-			v := ks.Active(p)
-			if v == nil {
-				return fmt.Errorf("sink %s: no active %s key", cfg.Dir, p)
-			}
-			key, chain, err := keyset.LoadKey(ctx, s.store, ks.DCID, v)
-			if err != nil {
+			if _, err := keyset.WriteFiles(ctx, s.store, ks, p, cfg.Dir, true); err != nil {
 				return fmt.Errorf("sink %s: %w", cfg.Dir, err)
-			}
-			for name, data := range map[string][]byte{
-				string(p) + ".crt":       pki.EncodeCertificates(chain[:1]),
-				string(p) + "-chain.pem": pki.EncodeCertificates(chain),
-				string(p) + ".key":       pki.EncodePrivateKey(key),
-			} {
-				if err := keystore.WriteFileAtomic(filepath.Join(cfg.Dir, name), data); err != nil {
-					return fmt.Errorf("sink %s: %w", cfg.Dir, err)
-				}
 			}
 		}
 	}

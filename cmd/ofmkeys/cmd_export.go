@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ofmkeys/ofmkeys/keyset"
 	"github.com/ofmkeys/ofmkeys/keystore"
-	"github.com/ofmkeys/ofmkeys/pki"
 )
 
 func exportCommand() *cli.Command {
@@ -37,37 +35,10 @@ func runExport(c *cli.Context) error {
 		return err
 	}
 	return withKeyset(c, func(ctx context.Context, s keystore.Store, ks *keyset.Keyset) error {
-		v := ks.Active(p)
-		if v == nil {
-			return fmt.Errorf("%w: the %s purpose has no active key", keyset.ErrNoVersion, p)
-		}
-		chain, err := v.Certificates()
-		if err != nil {
-			return err
-		}
-		dir := c.String("out")
-		files := map[string][]byte{
-			string(p) + ".crt":       pki.EncodeCertificates(chain[:1]),
-			string(p) + "-chain.pem": pki.EncodeCertificates(chain),
-		}
-		if !c.Bool("public-only") {
-			key, _, err := keyset.LoadKey(ctx, s, ks.DCID, v)
-			if err != nil {
-				return err
-			}
-			files[string(p)+".key"] = pki.EncodePrivateKey(key)
-		}
-		for _, name := range []string{string(p) + ".crt", string(p) + "-chain.pem", string(p) + ".key"} {
-			data, ok := files[name]
-			if !ok {
-				continue
-			}
-			path := filepath.Join(dir, name)
-			if err := keystore.WriteFileAtomic(path, data); err != nil {
-				return err
-			}
+		written, err := keyset.WriteFiles(ctx, s, ks, p, c.String("out"), !c.Bool("public-only"))
+		for _, path := range written {
 			fmt.Fprintln(c.App.Writer, path)
 		}
-		return nil
+		return err
 	})
 }
