@@ -90,7 +90,31 @@ type Keyset struct {
 	KidPolicy    pki.KidPolicy `json:"kid_policy"`
 	Versions     []Version     `json:"versions"`
 	Pending      []Pending     `json:"pending,omitempty"`
-	UpdatedAt    time.Time     `json:"updated_at"`
+	// Audit is the append-only event log. It lives in the keyset document
+	// so that every event is written in the same compare-and-set as the
+	// change it records: no change without its event, no event without it.
+	Audit     []AuditEvent `json:"audit,omitempty"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// AuditEvent records who changed what, when and why.
+type AuditEvent struct {
+	Seq     int64       `json:"seq"`
+	At      time.Time   `json:"at"`
+	Actor   string      `json:"actor"`
+	Action  string      `json:"action"` // generate, import, publish, activate, retire, destroy, confirm, rollback, …
+	Purpose pki.Purpose `json:"purpose,omitempty"`
+	Kid     string      `json:"kid,omitempty"`
+	Reason  string      `json:"reason,omitempty"`
+}
+
+// Record appends an audit event.
+func (ks *Keyset) Record(at time.Time, actor, action string, p pki.Purpose, kid, reason string) {
+	var seq int64 = 1
+	if n := len(ks.Audit); n > 0 {
+		seq = ks.Audit[n-1].Seq + 1
+	}
+	ks.Audit = append(ks.Audit, AuditEvent{Seq: seq, At: at.UTC(), Actor: actor, Action: action, Purpose: p, Kid: kid, Reason: reason})
 }
 
 // Version is one key version: public facts only.
@@ -106,6 +130,9 @@ type Version struct {
 	Chain     string       `json:"chain"`
 	CreatedAt time.Time    `json:"created_at"`
 	History   []Transition `json:"history"`
+	// Halted, when set, stops the rotation at this version: why (a failed
+	// proof). A new rotation or a rollback clears it.
+	Halted string `json:"halted,omitempty"`
 }
 
 // Transition records a state change.
@@ -123,6 +150,22 @@ type Pending struct {
 	CreatedAt time.Time   `json:"created_at"`
 	// CSR is the request as PEM, to hand to the CA again if needed.
 	CSR string `json:"csr"`
+}
+
+// Since is when the version last entered state st (zero if never).
+func (v *Version) Since(st State) time.Time {
+	for i := len(v.History) - 1; i >= 0; i-- {
+		if v.History[i].State == st {
+			return v.History[i].At
+		}
+	}
+	return time.Time{}
+}
+
+// Transition moves v to st at now, recording why.
+func (v *Version) Transition(st State, now time.Time, reason string) {
+	v.State = st
+	v.History = append(v.History, Transition{State: st, At: now.UTC(), Reason: reason})
 }
 
 // Certificates parses the version's chain.
@@ -270,10 +313,4 @@ func (s *Settings) Check() error {
 
 func (ks *Keyset) subject() pki.Subject {
 	return pki.Subject{Organisation: ks.Organisation, CommonName: ks.CommonName}
-}
-
-// transition moves v to st at now, recording why.
-func (v *Version) transition(st State, now time.Time, reason string) {
-	v.State = st
-	v.History = append(v.History, Transition{State: st, At: now, Reason: reason})
 }

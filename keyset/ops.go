@@ -26,6 +26,8 @@ type CreateOptions struct {
 	// Force replaces an existing set: its versions become retired (their
 	// keys stay in the store) and the new ones active.
 	Force bool
+	// Actor is who does it, for the audit log; empty means "ofmkeys".
+	Actor string
 }
 
 // Create makes the three keys in parallel, self-signs a certificate of the
@@ -73,11 +75,12 @@ func Create(ctx context.Context, s keystore.Store, o CreateOptions, now time.Tim
 	if old != nil {
 		for _, v := range old.Versions {
 			if v.State != Retired {
-				v.transition(Retired, now, "replaced by ofmkeys init --force")
+				v.Transition(Retired, now, "replaced by ofmkeys init --force")
+				ks.Record(now, actor(o.Actor), "retire", v.Purpose, v.Kid, "replaced by init --force")
 			}
 			ks.Versions = append(ks.Versions, v)
 		}
-		ks.Pending = old.Pending
+		ks.Pending, ks.Audit = old.Pending, append(old.Audit, ks.Audit...)
 	}
 	for i, p := range pki.Purposes {
 		tmpl.Purpose = p
@@ -85,20 +88,23 @@ func Create(ctx context.Context, s keystore.Store, o CreateOptions, now time.Tim
 		if err != nil {
 			return nil, err
 		}
-		if _, err := ks.addVersion(ctx, s, p, keys[i], []*x509.Certificate{cert}, SelfSigned, Active, now); err != nil {
+		v, err := ks.AddVersion(ctx, s, p, keys[i], []*x509.Certificate{cert}, SelfSigned, Active, now)
+		if err != nil {
 			return nil, err
 		}
+		ks.Record(now, actor(o.Actor), "generate", p, v.Kid, "init: self-signed "+string(p)+" key")
 	}
-	if _, err := save(ctx, s, ks, version, now); err != nil {
+	if _, err := Save(ctx, s, ks, version, now); err != nil {
 		return nil, fmt.Errorf("save keyset %s: %w", o.DCID, err)
 	}
 	return ks, nil
 }
 
-// addVersion stores a key and appends its version (in state st) to ks.
-// The key is written before the document names it, so a crash in between
-// leaves at worst an unnamed key, never a named one that is missing.
-func (ks *Keyset) addVersion(ctx context.Context, s keystore.Store, p pki.Purpose, key *rsa.PrivateKey, chain []*x509.Certificate, src Source, st State, now time.Time) (*Version, error) {
+// AddVersion stores a key and appends its version (in state st) to ks; the
+// caller saves ks. The key is written before the document names it, so a
+// crash in between leaves at worst an unnamed key (which rotation adopts),
+// never a named one that is missing.
+func (ks *Keyset) AddVersion(ctx context.Context, s keystore.Store, p pki.Purpose, key *rsa.PrivateKey, chain []*x509.Certificate, src Source, st State, now time.Time) (*Version, error) {
 	leaf := chain[0]
 	kid, err := ks.KidPolicy.Kid(leaf)
 	if err != nil {
@@ -115,7 +121,7 @@ func (ks *Keyset) addVersion(ctx context.Context, s keystore.Store, p pki.Purpos
 		Kid: kid, Purpose: p, Source: src, NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(),
 		X5tS256: pki.X5tS256(leaf), Chain: chainPEM, CreatedAt: now,
 	}
-	v.transition(st, now, string(src))
+	v.Transition(st, now, string(src))
 	ks.Versions = append(ks.Versions, v)
 	return &ks.Versions[len(ks.Versions)-1], nil
 }
@@ -152,7 +158,8 @@ func NewCSR(ctx context.Context, s keystore.Store, settings Settings, p pki.Purp
 		return nil, fmt.Errorf("store pending %s key: %w", p, err)
 	}
 	ks.Pending = append(ks.Pending, Pending{ID: id, Purpose: p, CreatedAt: now, CSR: string(csrPEM)})
-	if _, err := save(ctx, s, ks, version, now); err != nil {
+	ks.Record(now, "ofmkeys", "csr", p, id, "key made, waiting for its CA certificate")
+	if _, err := Save(ctx, s, ks, version, now); err != nil {
 		return nil, fmt.Errorf("save keyset %s: %w", ks.DCID, err)
 	}
 	return csrPEM, nil
@@ -170,6 +177,8 @@ type ImportOptions struct {
 	KeyPassphrase []byte
 	// Settings create the keyset when the store has none yet.
 	Settings Settings
+	// Actor is who does it, for the audit log; empty means "ofmkeys".
+	Actor string
 }
 
 // Import checks a CA-issued (or existing) certificate against OFM's rules
@@ -229,10 +238,11 @@ func Import(ctx context.Context, s keystore.Store, o ImportOptions, now time.Tim
 	if ks.Active(o.Purpose) != nil {
 		state = Staged
 	}
-	v, err := ks.addVersion(ctx, s, o.Purpose, key, chain, src, state, now)
+	v, err := ks.AddVersion(ctx, s, o.Purpose, key, chain, src, state, now)
 	if err != nil {
 		return nil, err
 	}
+	ks.Record(now, actor(o.Actor), "import", o.Purpose, v.Kid, fmt.Sprintf("%s certificate imported as %s", src, state))
 	var done *Pending
 	if pendingIdx >= 0 {
 		p := ks.Pending[pendingIdx]
@@ -240,7 +250,7 @@ func Import(ctx context.Context, s keystore.Store, o ImportOptions, now time.Tim
 		ks.Pending = append(ks.Pending[:pendingIdx], ks.Pending[pendingIdx+1:]...)
 	}
 	imported := *v
-	if _, err := save(ctx, s, ks, version, now); err != nil {
+	if _, err := Save(ctx, s, ks, version, now); err != nil {
 		return nil, fmt.Errorf("save keyset %s: %w", ks.DCID, err)
 	}
 	if done != nil {
@@ -251,6 +261,13 @@ func Import(ctx context.Context, s keystore.Store, o ImportOptions, now time.Tim
 		}
 	}
 	return &imported, nil
+}
+
+func actor(a string) string {
+	if a == "" {
+		return "ofmkeys"
+	}
+	return a
 }
 
 // loadOrNew loads the keyset of settings.DCID, or makes a new, empty one

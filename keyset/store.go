@@ -74,8 +74,10 @@ func Load(ctx context.Context, s keystore.Store, dcID string) (*Keyset, int64, e
 	return &ks, version, nil
 }
 
-// save writes the keyset document if its version is still version.
-func save(ctx context.Context, s keystore.Store, ks *Keyset, version int64, now time.Time) (int64, error) {
+// Save writes the keyset document if its store version is still version
+// (compare-and-set) and returns the new version; keystore.ErrConflict when
+// another writer was first (reload, re-check, retry if still needed).
+func Save(ctx context.Context, s keystore.Store, ks *Keyset, version int64, now time.Time) (int64, error) {
 	p, err := keystore.StatePath(ks.DCID)
 	if err != nil {
 		return 0, err
@@ -145,4 +147,65 @@ func LoadKey(ctx context.Context, s keystore.Store, dcID string, v *Version) (*r
 		return nil, nil, fmt.Errorf("%w: the stored %s key %s does not match its certificate", ErrIntegrity, v.Purpose, v.Kid)
 	}
 	return key, chain, nil
+}
+
+// Orphans are key records of purpose p that the keyset does not name: a
+// rotation that stored a key and stopped before saving the keyset leaves
+// one. Rotation adopts them rather than making another key.
+func Orphans(ctx context.Context, s keystore.Store, ks *Keyset, p pki.Purpose) ([]KeyRecord, error) {
+	prefix, err := keystore.Path(ks.DCID, "keys", string(p))
+	if err != nil {
+		return nil, err
+	}
+	names, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []KeyRecord
+	for _, kid := range names {
+		if strings.HasSuffix(kid, "/") || len(ks.Find(kid)) > 0 {
+			continue
+		}
+		data, _, err := s.Get(ctx, prefix+"/"+kid)
+		if err != nil {
+			return nil, err
+		}
+		var rec KeyRecord
+		if err := json.Unmarshal(data, &rec); err != nil || rec.Kid != kid || rec.Purpose != p {
+			continue // not ours to adopt; left alone
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Adopt names an orphaned key record in the keyset, in state st, after
+// checking that its key and chain belong together.
+func (ks *Keyset) Adopt(rec KeyRecord, st State, now time.Time) (*Version, error) {
+	key, err := pki.ParsePrivateKey([]byte(rec.PrivateKey), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: orphaned %s key %s: %v", ErrIntegrity, rec.Purpose, rec.Kid, err)
+	}
+	chain, err := pki.ParseCertificates([]byte(rec.Chain))
+	if err != nil || !key.PublicKey.Equal(chain[0].PublicKey) {
+		return nil, fmt.Errorf("%w: orphaned %s key %s does not match its certificate", ErrIntegrity, rec.Purpose, rec.Kid)
+	}
+	v := Version{Kid: rec.Kid, Purpose: rec.Purpose, Source: SelfSigned, NotBefore: chain[0].NotBefore.UTC(), NotAfter: chain[0].NotAfter.UTC(),
+		X5tS256: pki.X5tS256(chain[0]), Chain: rec.Chain, CreatedAt: rec.CreatedAt}
+	if !pki.SelfSigned(chain[0]) {
+		v.Source = CAIssued
+	}
+	v.Transition(st, now, "adopted: stored before a stop, not yet named")
+	ks.Versions = append(ks.Versions, v)
+	return &ks.Versions[len(ks.Versions)-1], nil
+}
+
+// DeleteKey destroys a version's private key (retention over, policy says
+// destroy). The version stays in the keyset, retired, for the record.
+func DeleteKey(ctx context.Context, s keystore.Store, dcID string, v *Version) error {
+	p, err := keystore.KeyPath(dcID, string(v.Purpose), v.Kid)
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, p)
 }
