@@ -72,4 +72,3 @@ func pendingFor(ks *keyset.Keyset, p pki.Purpose) bool {
 	}
 	return false
 }
-

@@ -206,4 +206,3 @@ func Earliest(steps []Step, now time.Time) time.Time {
 	}
 	return t
 }
-
