@@ -84,7 +84,8 @@ func Save(ctx context.Context, s keystore.Store, ks *Keyset, version int64, now 
 	}
 	ks.Format = FormatVersion
 	ks.UpdatedAt = now
-	data, err := json.MarshalIndent(ks, "", "  ")
+	// Compact: the document is read on every poll and every rotation step.
+	data, err := json.Marshal(ks)
 	if err != nil {
 		return 0, err
 	}

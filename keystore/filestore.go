@@ -1,9 +1,9 @@
 package keystore
 
 import (
+	"bytes"
 	"context"
 	"crypto/cipher"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,10 +35,31 @@ var _ Store = (*FileStore)(nil)
 // recordSuffix lets a document and a folder share a name ("a" and "a/b").
 const recordSuffix = ".rec"
 
-// fileRecord is one document on disk.
-type fileRecord struct {
-	Version int64  `json:"version"`
-	Sealed  []byte `json:"sealed"`
+// A record on disk is a header line, "ofmkeys-record/1 VERSION\n", then the
+// sealed document (nonce, ciphertext, tag) as raw bytes: the version can be
+// read without reading or decoding the rest.
+const recordMagic = "ofmkeys-record/1 "
+
+func encodeRecord(version int64, sealed []byte) []byte {
+	head := recordMagic + strconv.FormatInt(version, 10) + "\n"
+	return append([]byte(head), sealed...)
+}
+
+// decodeRecord splits a record; ok is false for anything malformed.
+func decodeRecord(raw []byte) (version int64, sealed []byte, ok bool) {
+	if !bytes.HasPrefix(raw, []byte(recordMagic)) {
+		return 0, nil, false
+	}
+	rest := raw[len(recordMagic):]
+	nl := bytes.IndexByte(rest, '\n')
+	if nl < 1 || nl > 19 {
+		return 0, nil, false
+	}
+	v, err := strconv.ParseInt(string(rest[:nl]), 10, 64)
+	if err != nil || v < 1 {
+		return 0, nil, false
+	}
+	return v, rest[nl+1:], true
 }
 
 // OpenFileStore opens the file store in dir. A store that does not exist
@@ -131,15 +152,15 @@ func (s *FileStore) read(p string) ([]byte, int64, error) {
 	if aead == nil {
 		return nil, 0, fmt.Errorf("%w: file store %s: %s holds data but the store has no %s", ErrCorrupt, s.dir, p, metaFile)
 	}
-	var rec fileRecord
-	if err := json.Unmarshal(raw, &rec); err != nil || rec.Version < 1 {
+	version, sealed, ok := decodeRecord(raw)
+	if !ok {
 		return nil, 0, fmt.Errorf("%w: %s (file %s is truncated or not a store record; restore it from a backup)", ErrCorrupt, p, s.file(p))
 	}
-	data, err := open(aead, rec.Sealed, aad(p, rec.Version))
+	data, err := open(aead, sealed, aad(p, version))
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %s (file %s fails authentication: tampered, moved or sealed under another key)", ErrCorrupt, p, s.file(p))
+		return nil, 0, fmt.Errorf("%w: %s (file %s fails authentication: truncated, tampered, moved or sealed under another key)", ErrCorrupt, p, s.file(p))
 	}
-	return data, rec.Version, nil
+	return data, version, nil
 }
 
 // Put implements Store.
@@ -167,8 +188,7 @@ func (s *FileStore) Put(ctx context.Context, p string, data []byte, version int6
 			return fmt.Errorf("%s: %w: expected version %d, found %d", p, ErrConflict, version, cur)
 		}
 		next = cur + 1
-		raw, _ := json.Marshal(fileRecord{Version: next, Sealed: seal(aead, data, aad(p, next))})
-		return writeFileAtomic(s.file(p), raw)
+		return writeFileAtomic(s.file(p), encodeRecord(next, seal(aead, data, aad(p, next))))
 	})
 	if err != nil {
 		return 0, err

@@ -2,9 +2,9 @@ package keystore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,20 +27,21 @@ func (s *FileStore) Version(ctx context.Context, p string) (int64, error) {
 	if err := CheckPath(p); err != nil {
 		return 0, err
 	}
-	raw, err := os.ReadFile(s.file(p))
+	f, err := os.Open(s.file(p))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("%s: %w", p, ErrNotFound)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("file store: %s: %w", p, err)
 	}
-	var rec struct {
-		Version int64 `json:"version"`
-	}
-	if json.Unmarshal(raw, &rec) != nil || rec.Version < 1 {
+	defer f.Close()
+	head := make([]byte, len(recordMagic)+21)
+	n, _ := io.ReadFull(f, head)
+	version, _, ok := decodeRecord(head[:n])
+	if !ok {
 		return 0, fmt.Errorf("%w: %s (file %s is truncated or not a store record)", ErrCorrupt, p, s.file(p))
 	}
-	return rec.Version, nil
+	return version, nil
 }
 
 // Watch implements Watcher with fsnotify. It watches the folder that holds

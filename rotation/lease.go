@@ -51,6 +51,9 @@ func (e *Engine) Acquire(ctx context.Context) error {
 	if cur.Holder != "" && cur.Holder != e.actor() && now.Before(cur.Expires) {
 		return fmt.Errorf("%w: %s until %s", ErrLeaseHeld, cur.Holder, cur.Expires.Format(time.RFC3339))
 	}
+	if cur.Holder == e.actor() && now.Before(cur.Expires.Add(-ttl/2)) {
+		return nil // held, with more than half its time left: no write
+	}
 	next := leaseDoc{Holder: e.actor(), Expires: now.Add(ttl), Acquired: cur.Acquired}
 	if cur.Holder != e.actor() {
 		next.Acquired = now

@@ -1,0 +1,5 @@
+package rotation_test
+
+import "crypto/rsa"
+
+type rsaPublicKey = rsa.PublicKey
