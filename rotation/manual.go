@@ -69,7 +69,7 @@ func (e *Engine) Rotate(ctx context.Context, p pki.Purpose, o RotateOptions) ([]
 			return done, err
 		}
 		now = e.now()
-		st := Step{Purpose: p, Action: a, Reason: reason, Kid: newKid, At: now}
+		st := Step{Purpose: p, Action: a, Reason: reason, Kid: newKid, At: now, Message: manualMessage[a]}
 		switch a {
 		case ActStage:
 			if o.Emergency {
@@ -106,6 +106,13 @@ func (e *Engine) Rotate(ctx context.Context, p pki.Purpose, o RotateOptions) ([]
 		done = append(done, st)
 	}
 	return done, nil
+}
+
+var manualMessage = map[Action]string{
+	ActStage:             "made the next key and certificate",
+	ActPublish:           "published; it is used once the propagation window has passed (ofmkeys reconcile, or the daemon)",
+	ActAwaitRegistration: "register it with PayNet, then ofmkeys confirm --purpose transport --kid KID",
+	ActActivate:          "activated at once; the compromised key is withdrawn",
 }
 
 // activateNow is the emergency switch: the new key becomes active and the

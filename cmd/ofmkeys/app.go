@@ -51,6 +51,12 @@ sealed, permission denied, wrong passphrase, corrupt).`,
 			encryptCommand(),
 			decryptCommand(),
 			serveCommand(),
+			planCommand(),
+			rotateCommand(),
+			reconcileCommand(),
+			confirmCommand(),
+			rollbackCommand(),
+			auditCommand(),
 		},
 	}
 	// The common flags go on every command, after its name, the way

@@ -74,7 +74,7 @@ func runImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	o := keyset.ImportOptions{Purpose: p, Settings: settings(c)}
+	o := keyset.ImportOptions{Purpose: p, Settings: settings(c), Actor: actorName("import")}
 	if o.Chain, err = readFileFlag(c, "cert"); err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ func runInit(c *cli.Context) error {
 		Bits:               c.Int("bits"),
 		AllowShortValidity: c.Bool("allow-short-validity"),
 		Force:              c.Bool("force"),
+		Actor:              actorName("init"),
 	}
 	if o.DCID == "" {
 		return usageError{fmt.Errorf("init needs --dc-id (the DC's dc_id from PayNet)")}

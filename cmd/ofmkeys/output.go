@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/urfave/cli/v2"
 	"io"
 	"text/tabwriter"
 	"time"
@@ -57,4 +58,9 @@ func printVersions(w io.Writer, versions []keyset.Version, now time.Time, asJSON
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Purpose, v.State, v.Kid, v.NotAfter.Format("2006-01-02 15:04Z"), v.DaysLeft, v.Fingerprint)
 	}
 	return tw.Flush()
+}
+
+// newTable is the table writer every command uses.
+func newTable(c *cli.Context) *tabwriter.Writer {
+	return tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 }

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ofmkeys/ofmkeys/keyset"
+	"github.com/ofmkeys/ofmkeys/keystore"
+)
+
+func rollbackCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "rollback",
+		Usage:  "re-activate the previous key of a purpose while it is still retained",
+		Flags:  []cli.Flag{purposeFlag()},
+		Action: runRollback,
+	}
+}
+
+func runRollback(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	p, err := parsePurpose(c)
+	if err != nil {
+		return err
+	}
+	return withKeyset(c, func(ctx context.Context, s keystore.Store, ks *keyset.Keyset) error {
+		e, err := newEngine(c, s, ks.DCID, "rollback")
+		if err != nil {
+			return err
+		}
+		defer e.Release(context.WithoutCancel(ctx))
+		kid, err := e.Rollback(ctx, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "The previous %s key %s is active again.\n", p, kid)
+		return nil
+	})
+}
