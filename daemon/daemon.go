@@ -56,6 +56,8 @@ type Config struct {
 	TLSCertFile, TLSKeyFile string
 	// Sinks are files kept in step with the keyset.
 	Sinks Sinks
+	// Rotation runs the rotation scheduler (off when not Enabled).
+	Rotation Rotation
 	// ShutdownTimeout bounds a graceful stop; zero means 10 s.
 	ShutdownTimeout time.Duration
 }
@@ -113,6 +115,7 @@ const (
 	EventLint       EventKind = "lint"        // a self-check finished
 	EventSink       EventKind = "sink"        // sinks were written (Err on failure)
 	EventTLS        EventKind = "tls"         // the TLS certificate was (re)loaded
+	EventRotation   EventKind = "rotation"    // a rotation pass made Steps transitions (Err on failure)
 )
 
 // Event is what the observer sees; tests wait on them.
@@ -123,6 +126,7 @@ type Event struct {
 	ETag       string
 	Source     string // "store" or "disk" for snapshots
 	Findings   int    // for lint
+	Steps      int    // for rotation
 	Err        error
 }
 
@@ -280,7 +284,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	for _, loop := range []func(context.Context){s.storeLoop, s.lintLoop, s.tlsLoop} {
+	for _, loop := range []func(context.Context){s.storeLoop, s.lintLoop, s.tlsLoop, s.rotationLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -98,6 +98,20 @@ func (r *running) wait(t *testing.T, what string, match func(daemon.Event) bool)
 	}
 }
 
+// until waits (10 s at most) for cond, checking it after every event the
+// daemon reports: the daemon's progress is what can make it true.
+func (r *running) until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-r.events:
+		case <-timeout:
+			t.Fatalf("not within 10 s: %s", what)
+		}
+	}
+}
+
 func isSnapshot(e daemon.Event) bool { return e.Kind == daemon.EventSnapshot }
 
 func newFileStore(t testing.TB) keystore.Store {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,6 +23,9 @@ type metrics struct {
 	lintRuns    *prometheus.CounterVec
 	panics      *prometheus.CounterVec
 
+	rotationSteps, rotationFailures                                   *prometheus.CounterVec
+	rotationNext, rotationLastSuccess, rotationLastRun, rotationLease *prometheus.Desc
+
 	generation, modified, servedAge, storeUp, storeSuccess, lintOK, lintFindings, keys, notAfter, notBefore *prometheus.Desc
 }
 
@@ -33,6 +37,12 @@ func newMetrics(s *Server) *metrics {
 	m.sinkRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_sink_runs_total", Help: "File sink updates by result."}, []string{"result"})
 	m.lintRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_jwks_lint_runs_total", Help: "Self-checks of the public JWKS by result."}, []string{"result"})
 	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_panics_recovered_total", Help: "Panics recovered in the daemon's loops."}, []string{"loop"})
+	m.rotationSteps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_rotation_steps_total", Help: "Rotation transitions made by this replica."}, []string{"purpose", "action"})
+	m.rotationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_rotation_failures_total", Help: "Failed rotation steps (purpose \"all\": the pass itself failed)."}, []string{"purpose"})
+	m.rotationNext = prometheus.NewDesc("ofmkeys_rotation_next_transition_timestamp_seconds", "When the purpose's next automatic rotation transition is due.", []string{"purpose"}, nil)
+	m.rotationLastSuccess = prometheus.NewDesc("ofmkeys_rotation_last_success_timestamp_seconds", "When a rotation pass last succeeded on this replica.", nil, nil)
+	m.rotationLastRun = prometheus.NewDesc("ofmkeys_rotation_last_run_timestamp_seconds", "When the rotation scheduler last ran on this replica.", nil, nil)
+	m.rotationLease = prometheus.NewDesc("ofmkeys_rotation_lease_held", "1 when this replica holds the rotation lease.", nil, nil)
 	m.generation = prometheus.NewDesc("ofmkeys_jwks_snapshot_generation", "How many different JWKS this process has served.", nil, nil)
 	m.modified = prometheus.NewDesc("ofmkeys_jwks_snapshot_modified_timestamp_seconds", "When the served keyset last changed.", []string{"source"}, nil)
 	m.servedAge = prometheus.NewDesc("ofmkeys_jwks_snapshot_age_seconds", "How long the served JWKS has been served.", nil, nil)
@@ -43,14 +53,15 @@ func newMetrics(s *Server) *metrics {
 	m.keys = prometheus.NewDesc("ofmkeys_keys", "Key versions by purpose and state.", []string{"purpose", "state"}, nil)
 	m.notAfter = prometheus.NewDesc("ofmkeys_certificate_not_after_timestamp_seconds", "Expiry of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
 	m.notBefore = prometheus.NewDesc("ofmkeys_certificate_not_before_timestamp_seconds", "Start of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
-	m.registry.MustRegister(m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m,
+	m.registry.MustRegister(m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m.rotationSteps, m.rotationFailures, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.generation, m.modified, m.servedAge, m.storeUp, m.storeSuccess, m.lintOK, m.lintFindings, m.keys, m.notAfter, m.notBefore} {
+	for _, d := range []*prometheus.Desc{m.generation, m.modified, m.servedAge, m.storeUp, m.storeSuccess, m.lintOK, m.lintFindings, m.keys, m.notAfter, m.notBefore,
+		m.rotationNext, m.rotationLastSuccess, m.rotationLastRun, m.rotationLease} {
 		ch <- d
 	}
 }
@@ -63,6 +74,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	s.st.mu.Lock()
 	gen, source, servedAt := s.st.generation, s.st.source, s.st.servedAt
 	storeOK, storeSuccess, lint := s.st.storeOK, s.st.storeSuccess, s.st.lint
+	rot := s.st.rotation
+	next := make(map[string]time.Time, len(rot.next))
+	for p, t := range rot.next {
+		next[string(p)] = t
+	}
 	s.st.mu.Unlock()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -75,6 +91,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	if !lint.checkedAt.IsZero() {
 		gauge(m.lintOK, b2f(lint.ok()))
 		gauge(m.lintFindings, float64(len(lint.findings)))
+	}
+	if !rot.lastRun.IsZero() {
+		gauge(m.rotationLastRun, float64(rot.lastRun.Unix()))
+		gauge(m.rotationLease, b2f(rot.holder))
+	}
+	if !rot.lastSuccess.IsZero() {
+		gauge(m.rotationLastSuccess, float64(rot.lastSuccess.Unix()))
+	}
+	for p, t := range next {
+		gauge(m.rotationNext, float64(t.Unix()), p)
 	}
 	if snap == nil {
 		return

@@ -35,6 +35,8 @@ type state struct {
 
 	sinkKey     string    // what the sinks last wrote successfully
 	sinkFailure time.Time // when they last failed (retries are throttled)
+
+	rotation rotationState
 }
 
 func (st *state) resetSinks() {

@@ -30,7 +30,7 @@ a restart while the store is unreachable. After every change the daemon fetches 
 
 SIGTERM or SIGINT stop it gracefully; SIGHUP re-reads the --config file and the TLS
 files (the listen address, store and dc_id change only on restart).`,
-		Flags: []cli.Flag{
+		Flags: append(policyFlags(),
 			stringFlag("listen", "address to listen on", daemon.DefaultListen),
 			stringFlag("public-url", "the registered jwks_uri, fetched by the self-check (default: the listen address)", ""),
 			intFlag("max-age", "Cache-Control max-age in seconds (at most 900: OFM consumers cache 15 minutes)", 300),
@@ -46,10 +46,12 @@ files (the listen address, store and dc_id change only on restart).`,
 			stringFlag("sink-command", "run this (sh -c) after the sinks change", ""),
 			stringFlag("sink-pid-file", "signal the process in this PID file after the sinks change", ""),
 			stringFlag("sink-signal", "the signal for --sink-pid-file", "HUP"),
+			&cli.BoolFlag{Name: "rotate", Usage: "rotate keys on schedule (only the replica holding the lease acts); --rotate=false leaves it to ofmkeys reconcile", Value: true, EnvVars: []string{envName("rotate")}},
+			stringFlag("rotation-interval", "the longest wait between two rotation passes", "1m"),
 			stringFlag("pid-file", "write the daemon's process id here (removed on exit), for reloads with kill -HUP", ""),
 			stringFlag("log-format", "text or json", "text"),
 			stringFlag("log-level", "debug, info, warn or error", "info"),
-		},
+		),
 		Action: runServe,
 	}
 }
@@ -91,6 +93,15 @@ func serveConfig(get func(string) string) (daemon.Config, error) {
 		cfg.Sinks.Purposes = append(cfg.Sinks.Purposes, purpose)
 	}
 	if cfg.Sinks.Signal, err = parseSignal(get("sink-signal")); err != nil {
+		return cfg, err
+	}
+	if cfg.Rotation.Enabled, err = strconv.ParseBool(orFalse(get("rotate"))); err != nil {
+		return cfg, fmt.Errorf("--rotate %q: want true or false", get("rotate"))
+	}
+	if cfg.Rotation.Interval, err = time.ParseDuration(get("rotation-interval")); err != nil || cfg.Rotation.Interval < time.Second {
+		return cfg, fmt.Errorf("--rotation-interval %q: want a duration of 1s or more", get("rotation-interval"))
+	}
+	if cfg.Rotation.Policy, err = policyFromText(get); err != nil {
 		return cfg, err
 	}
 	return cfg, cfg.Check()

@@ -43,6 +43,12 @@ func days(flag, s string) (time.Duration, error) {
 
 // policyFrom reads the rotation policy flags.
 func policyFrom(c *cli.Context) (rotation.Policy, error) {
+	return policyFromText(func(name string) string { return flagText(c, name) })
+}
+
+// policyFromText reads the rotation policy from flag values as text (also
+// serve's reload path).
+func policyFromText(get func(string) string) (rotation.Policy, error) {
 	var pol rotation.Policy
 	for _, f := range []struct {
 		name string
@@ -53,13 +59,13 @@ func policyFrom(c *cli.Context) (rotation.Policy, error) {
 		{"signing-hold", &pol.SigningHold},
 		{"encryption-retention", &pol.EncryptionRetention},
 	} {
-		d, err := days(f.name, c.String(f.name))
+		d, err := days(f.name, get(f.name))
 		if err != nil {
 			return pol, err
 		}
 		*f.dst = d
 	}
-	if v := c.String("rotation-validity"); v != "" {
+	if v := get("rotation-validity"); v != "" {
 		d, err := days("rotation-validity", v)
 		if err != nil {
 			return pol, err
@@ -70,7 +76,7 @@ func policyFrom(c *cli.Context) (rotation.Policy, error) {
 	if pol.Propagation < 15*time.Minute {
 		return pol, configError{fmt.Errorf("--propagation %v is shorter than the 15 minutes OFM consumers cache the JWKS", pol.Propagation)}
 	}
-	pol.DestroyRetired = c.Bool("destroy-retired")
+	pol.DestroyRetired = get("destroy-retired") == "true"
 	return pol.WithDefaults(), nil
 }
 
