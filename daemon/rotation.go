@@ -67,6 +67,7 @@ func (s *Server) rotationLoop(ctx context.Context) {
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	failures := 0 // consecutive failed passes: retries back off
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,7 +82,15 @@ func (s *Server) rotationLoop(ctx context.Context) {
 			if engine.DCID == "" {
 				return // the store loop has not found the keyset yet
 			}
-			if next := s.rotationPass(ctx, engine); !next.IsZero() {
+			next, failed := s.rotationPass(ctx, engine)
+			if failed {
+				failures++
+				wait = engine.Policy.WithDefaults().Backoff(failures)
+				s.log.Warn("rotation will be retried", "in", wait, "consecutive_failures", failures)
+				return
+			}
+			failures = 0
+			if !next.IsZero() {
 				if d := next.Sub(s.clock.Now()); d < wait {
 					wait = max(d, time.Second)
 				}
@@ -91,8 +100,9 @@ func (s *Server) rotationLoop(ctx context.Context) {
 	}
 }
 
-// rotationPass runs one engine pass and records what happened.
-func (s *Server) rotationPass(ctx context.Context, engine *rotation.Engine) time.Time {
+// rotationPass runs one engine pass and records what happened; failed
+// says whether anything failed (the lease held by another is no failure).
+func (s *Server) rotationPass(ctx context.Context, engine *rotation.Engine) (next time.Time, failed bool) {
 	now := s.clock.Now()
 	res, err := engine.Reconcile(ctx)
 	s.st.mu.Lock()
@@ -125,7 +135,8 @@ func (s *Server) rotationPass(ctx context.Context, engine *rotation.Engine) time
 		s.observe(Event{Kind: EventRotation, Steps: len(res.Done)})
 	}
 	s.recordPlan(ctx, engine)
-	return res.Next
+	failed = len(res.Failed) > 0 || (err != nil && !errors.Is(err, rotation.ErrLeaseHeld))
+	return res.Next, failed
 }
 
 // recordPlan keeps each purpose's next transition for the metrics.

@@ -122,7 +122,7 @@ func (e *Engine) Reconcile(ctx context.Context) (Result, error) {
 		}
 		now := e.now()
 		var step *Step
-		for _, s := range due(ks, now, pol) {
+		for _, s := range due(ks, now, pol, e.brokenKeys(ctx, ks)) {
 			if _, failed := res.Failed[s.Purpose]; !failed {
 				step = &s
 				break
@@ -149,6 +149,22 @@ func (e *Engine) Reconcile(ctx context.Context) (Result, error) {
 		}
 	}
 	return res, fmt.Errorf("rotation: more than %d steps in one pass; stopping (please report this)", maxSteps)
+}
+
+// brokenKeys loads each active private key and names the purposes whose
+// key is missing or does not match its certificate: those rotate to a new
+// key (the broken one is kept, never silently replaced in place).
+func (e *Engine) brokenKeys(ctx context.Context, ks *keyset.Keyset) map[pki.Purpose]string {
+	broken := map[pki.Purpose]string{}
+	for _, p := range pki.Purposes {
+		if v := ks.Active(p); v != nil {
+			if _, _, err := keyset.LoadKey(ctx, e.Store, ks.DCID, v); errors.Is(err, keyset.ErrIntegrity) {
+				broken[p] = err.Error()
+				e.log().Error("an active key is unusable; rotating to a new one", "purpose", p, "kid", v.Kid, "err", err)
+			}
+		}
+	}
+	return broken
 }
 
 // apply performs one step on the keyset just loaded at version.

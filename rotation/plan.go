@@ -50,7 +50,7 @@ func (s Step) String() string {
 // next lists the transitions that come next for one purpose, each with
 // the time it is due (now or later); the follow-on steps of a rotation not
 // started yet are projected too, so a plan shows the whole rotation.
-func next(ks *keyset.Keyset, p pki.Purpose, now time.Time, pol Policy) []Step {
+func next(ks *keyset.Keyset, p pki.Purpose, now time.Time, pol Policy, broken map[pki.Purpose]string) []Step {
 	var out []Step
 	hold := pol.SigningHold
 	if p == pki.Encryption {
@@ -100,7 +100,9 @@ func next(ks *keyset.Keyset, p pki.Purpose, now time.Time, pol Policy) []Step {
 			case ActAwaitRegistration:
 				st.Message = "register the new transport certificate with PayNet"
 			case ActActivate:
-				if active != nil {
+				// Wait out the propagation window while the current key
+				// still works; an expired (or missing) one protects nobody.
+				if active != nil && at.Add(pol.Propagation).Before(active.NotAfter) {
 					at = at.Add(pol.Propagation)
 				}
 				st.At = at
@@ -141,6 +143,9 @@ func next(ks *keyset.Keyset, p pki.Purpose, now time.Time, pol Policy) []Step {
 		return out
 	}
 	d := Decide(ks, p, now, pol)
+	if msg, ok := broken[p]; ok && (d.Reason == ReasonNotDue || d.Reason == ReasonDue) {
+		d = Decision{Purpose: p, Reason: ReasonMismatch, Message: msg, Act: true}
+	}
 	switch d.Reason {
 	case ReasonAwaitingCert:
 		out = append(out, Step{Purpose: p, Action: ActStage, Kid: NewKid, Reason: d.Reason, Message: d.Message, Manual: true})
@@ -160,7 +165,7 @@ func Plan(ks *keyset.Keyset, now time.Time, pol Policy) []Step {
 	pol = pol.WithDefaults()
 	var out []Step
 	for _, p := range pki.Purposes {
-		out = append(out, next(ks, p, now, pol)...)
+		out = append(out, next(ks, p, now, pol, nil)...)
 	}
 	slices.SortStableFunc(out, func(a, b Step) int {
 		switch {
@@ -176,10 +181,12 @@ func Plan(ks *keyset.Keyset, now time.Time, pol Policy) []Step {
 
 // due is the first automatic step of each purpose that is due at now:
 // only the first, since each step changes what comes next.
-func due(ks *keyset.Keyset, now time.Time, pol Policy) []Step {
+// broken names purposes whose active private key is unusable (the engine
+// finds out by loading it; Plan, which reads no private keys, passes nil).
+func due(ks *keyset.Keyset, now time.Time, pol Policy, broken map[pki.Purpose]string) []Step {
 	var out []Step
 	for _, p := range pki.Purposes {
-		for _, st := range next(ks, p, now, pol) {
+		for _, st := range next(ks, p, now, pol, broken) {
 			if st.Manual || st.Problem != "" || st.At.IsZero() || st.At.After(now) {
 				continue
 			}

@@ -110,6 +110,7 @@ var ErrLifetime = errors.New("certificate lifetime too short for the rotation wi
 // when the renewal would start before the certificate does, or too late to
 // finish publication (Propagation) before it expires.
 func (p Policy) RenewalTime(kid string, notBefore, notAfter time.Time) (time.Time, error) {
+	p = p.WithDefaults()
 	life := notAfter.Sub(notBefore)
 	if life <= 0 {
 		return time.Time{}, fmt.Errorf("%w: notAfter %s is not after notBefore %s", ErrLifetime, notAfter.Format(time.RFC3339), notBefore.Format(time.RFC3339))
@@ -135,6 +136,7 @@ type Reason string
 
 const (
 	ReasonMissing      Reason = "missing-key"          // no active key and no rotation under way
+	ReasonMismatch     Reason = "key-mismatch"         // the stored private key does not match its certificate
 	ReasonInProgress   Reason = "in-progress"          // a successor exists: keep going
 	ReasonProfileDrift Reason = "profile-drift"        // the key or certificate no longer fits the settings
 	ReasonExpired      Reason = "expired"              // the active certificate has expired
@@ -165,6 +167,7 @@ var chain = []rule{ruleInProgress, ruleMissing, ruleProfileDrift, ruleExpired, r
 
 // Decide runs the policy chain for one purpose.
 func Decide(ks *keyset.Keyset, p pki.Purpose, now time.Time, pol Policy) Decision {
+	pol = pol.WithDefaults()
 	for _, r := range chain {
 		if d, ok := r(ks, p, now, pol); ok {
 			d.Purpose = p
