@@ -51,14 +51,13 @@ func (s *Server) publicURL() string {
 // dependency is fine. It carries error kinds, never messages, since it is
 // served beside the public JWKS.
 type Health struct {
-	Status   string         `json:"status"` // ok, degraded, or starting (nothing to serve yet)
-	DCID     string         `json:"dc_id,omitempty"`
-	Snapshot *HealthSnap    `json:"snapshot,omitempty"`
-	Store    HealthStore    `json:"store"`
-	Lint     *HealthLint    `json:"lint,omitempty"`
-	Checked  time.Time      `json:"checked_at"`
-	Problems []string       `json:"problems,omitempty"`
-	Extra    map[string]any `json:"-"`
+	Status   string      `json:"status"` // ok, degraded, or starting (nothing to serve yet)
+	DCID     string      `json:"dc_id,omitempty"`
+	Snapshot *HealthSnap `json:"snapshot,omitempty"`
+	Store    HealthStore `json:"store"`
+	Lint     *HealthLint `json:"lint,omitempty"`
+	Checked  time.Time   `json:"checked_at"`
+	Problems []string    `json:"problems,omitempty"`
 }
 
 type HealthSnap struct {

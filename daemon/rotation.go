@@ -80,8 +80,10 @@ func (s *Server) rotationLoop(ctx context.Context) {
 			engine.DCID = s.st.dcID
 			s.st.mu.Unlock()
 			if engine.DCID == "" {
-				return // the store loop has not found the keyset yet
+				wait = time.Second // the store loop has not found the keyset yet
+				return
 			}
+			engine.Policy = s.config().Rotation.Policy // a reload may have changed it
 			next, failed := s.rotationPass(ctx, engine)
 			if failed {
 				failures++

@@ -93,6 +93,14 @@ func TestCreateRefusesToOverwriteWithoutForce(t *testing.T) {
 	if len(second.Versions) != 6 {
 		t.Fatalf("%d versions after --force, want 6 (old ones kept)", len(second.Versions))
 	}
+	for i, e := range second.Audit {
+		if e.Seq != int64(i+1) {
+			t.Fatalf("audit event %d has seq %d: the log must go on numbering, not restart", i+1, e.Seq)
+		}
+	}
+	if n := len(second.Audit); n != 9 {
+		t.Fatalf("%d audit events, want 3 generate + 3 retire + 3 generate", n)
+	}
 	for _, p := range pki.Purposes {
 		if second.Active(p).Kid == first.Active(p).Kid {
 			t.Errorf("%s kept its kid", p)

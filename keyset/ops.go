@@ -73,6 +73,8 @@ func Create(ctx context.Context, s keystore.Store, o CreateOptions, now time.Tim
 		Environment: o.Environment, KidPolicy: o.KidPolicy,
 	}
 	if old != nil {
+		// The log goes on: new events follow the old ones' numbers.
+		ks.Pending, ks.Audit = old.Pending, old.Audit
 		for _, v := range old.Versions {
 			if v.State != Retired {
 				v.Transition(Retired, now, "replaced by ofmkeys init --force")
@@ -80,7 +82,6 @@ func Create(ctx context.Context, s keystore.Store, o CreateOptions, now time.Tim
 			}
 			ks.Versions = append(ks.Versions, v)
 		}
-		ks.Pending, ks.Audit = old.Pending, append(old.Audit, ks.Audit...)
 	}
 	for i, p := range pki.Purposes {
 		tmpl.Purpose = p
