@@ -1,0 +1,5 @@
+package sandbox
+
+import "crypto/rsa"
+
+type rsaPublicKey = rsa.PublicKey
