@@ -57,6 +57,7 @@ sealed, permission denied, wrong passphrase, corrupt).`,
 			confirmCommand(),
 			rollbackCommand(),
 			auditCommand(),
+			checkCommand(),
 		},
 	}
 	// The common flags go on every command, after its name, the way
