@@ -86,7 +86,7 @@ func (s *Server) authenticate(r *http.Request) (*Client, string, error) {
 	if r.PostForm.Get("client_assertion_type") != ofmcheck.ClientAssertionType {
 		return nil, "", fmt.Errorf("client_assertion_type must be %s", ofmcheck.ClientAssertionType)
 	}
-	keys, err := c.JWKS()
+	keys, err := c.keys(r.Context(), kidOf(r.PostForm.Get("client_assertion")))
 	if err != nil {
 		return nil, "", fmt.Errorf("the client's JWKS: %v", err)
 	}
@@ -114,7 +114,11 @@ func (s *Server) pushed(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, 401, "invalid_client", err.Error())
 		return
 	}
-	keys, _ := c.JWKS()
+	keys, err := c.keys(r.Context(), kidOf(r.PostForm.Get("request")))
+	if err != nil {
+		oauthError(w, 400, "invalid_client", "the client's JWKS: "+err.Error())
+		return
+	}
 	ro, err := ofmcheck.CheckRequestObject(r.PostForm.Get("request"), keys, ofmcheck.JARRules{
 		ClientID: c.ClientID, Issuer: s.issuer, RedirectURIs: c.RedirectURIs, DCID: c.DCID, Now: s.clock.Now()})
 	if err != nil {
@@ -234,7 +238,7 @@ func (s *Server) accounts(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, 401, "invalid_token", "the token is bound to another certificate (cnf.x5t#S256)")
 		return
 	}
-	keys, err := c.JWKS()
+	keys, err := c.keys(r.Context(), kidOf(r.Header.Get("x-signature")))
 	if err != nil {
 		oauthError(w, 500, "server_error", "the client's JWKS cannot be read")
 		return

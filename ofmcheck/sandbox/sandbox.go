@@ -10,6 +10,7 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -17,14 +18,17 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/ofmkeys/ofmkeys/jwks"
 	"github.com/ofmkeys/ofmkeys/ofmcheck"
 )
 
@@ -32,14 +36,39 @@ import (
 type Client struct {
 	ClientID string
 	DCID     string
-	// JWKS returns the DC's public keys (its jwks_uri, fetched and cached
-	// by the caller, or given directly for in-process runs).
+	// JWKSURI is the DC's registered jwks_uri: fetched and cached for
+	// JWKSCacheTTL, refetched (at most once a minute) for an unknown kid.
+	JWKSURI string
+	// JWKS, when set instead, gives the DC's keys directly (in-process runs).
 	JWKS func() (*jose.JSONWebKeySet, error)
 	// Transport holds the registered transport certificates' x5t#S256.
 	Transport    []string
 	RedirectURIs []string
 	// Profile is the x-signature profile the DC uses.
 	Profile ofmcheck.XSigProfile
+
+	cache *jwks.Cache
+}
+
+// JWKSCacheTTL is how long the sandbox uses a fetched DC JWKS, as OFM
+// participants do.
+const JWKSCacheTTL = 15 * time.Minute
+
+// keys returns the DC's keys, making sure kid (from the message being
+// verified) is looked for in a fresh copy when the cached one lacks it.
+func (c *Client) keys(ctx context.Context, kid string) (*jose.JSONWebKeySet, error) {
+	if c.cache == nil {
+		if c.JWKS == nil {
+			return nil, fmt.Errorf("client %s has no jwks_uri", c.ClientID)
+		}
+		return c.JWKS()
+	}
+	if kid != "" {
+		if _, err := c.cache.Lookup(ctx, kid); err != nil {
+			return nil, err
+		}
+	}
+	return c.cache.Keys(ctx)
 }
 
 // Clock tells the time.
@@ -145,6 +174,9 @@ func (s *Server) Register(c Client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cc := c
+	if cc.JWKS == nil && cc.JWKSURI != "" {
+		cc.cache = &jwks.Cache{URL: cc.JWKSURI, TTL: JWKSCacheTTL, Now: s.clock.Now}
+	}
 	s.clients[c.ClientID] = &cc
 }
 
@@ -172,4 +204,24 @@ func randomToken() string {
 		panic(fmt.Sprintf("sandbox: crypto/rand: %v", err))
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// kidOf reads the kid of a compact JWS header without trusting anything
+// else in it (it is only a cache hint; verification checks everything).
+func kidOf(token string) string {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if json.Unmarshal(raw, &h) != nil || !jwks.ValidKid(h.Kid) {
+		return ""
+	}
+	return h.Kid
 }

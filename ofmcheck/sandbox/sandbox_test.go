@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/ofmkeys/ofmkeys/ofmcheck"
 	"github.com/ofmkeys/ofmkeys/ofmcheck/sandbox"
 	"github.com/ofmkeys/ofmkeys/pki"
+	"github.com/ofmkeys/ofmkeys/rotation"
 )
 
 var ctx = context.Background()
@@ -27,10 +31,19 @@ const (
 	redirect = "https://dc.example.my/callback"
 )
 
+// offsetClock is the real time moved by an offset.
+type offsetClock struct{ offset atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
 // setup starts a sandbox on loopback and makes a keyset for the DC.
 func setup(t *testing.T) (*sandbox.Server, string, *x509.CertPool, keystore.Store, *keyset.Keyset) {
+	return setupWith(t, nil)
+}
+
+func setupWith(t *testing.T, clock sandbox.Clock) (*sandbox.Server, string, *x509.CertPool, keystore.Store, *keyset.Keyset) {
 	t.Helper()
-	sb, err := sandbox.New(nil)
+	sb, err := sandbox.New(clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,5 +113,47 @@ func TestAnUntrustedPlatformCertificateStopsTheCheck(t *testing.T) {
 	rep := ofmcheck.Check(ctx, ofmcheck.Env{Issuer: issuer, Roots: x509.NewCertPool(), ClientID: clientID, DCID: dcID, RedirectURI: redirect}, cred, nil)
 	if rep.OK || rep.Steps[0].Name != "discovery" || !strings.Contains(rep.Steps[0].Error, "certificate") {
 		t.Fatalf("report %+v", rep.Steps)
+	}
+}
+
+// The sandbox reads the DC's keys from its jwks_uri. When the DC rotates
+// its signing key, the new kid is not in the sandbox's cached copy: one
+// refetch finds it, without waiting for the 15-minute cache.
+func TestTheSandboxFetchesTheJWKSAndRefetchesForANewKid(t *testing.T) {
+	clock := &offsetClock{}
+	sb, issuer, roots, s, ks := setupWith(t, clock)
+	var hits atomic.Int32
+	jwksSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		cur, _, err := keyset.Load(r.Context(), s, dcID)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		doc, _ := jwks.Marshal(cur, jwks.Options{})
+		w.Write(doc)
+	}))
+	defer jwksSrv.Close()
+	sb.Register(sandbox.Client{ClientID: clientID, DCID: dcID, RedirectURIs: []string{redirect}, Transport: []string{ks.Active(pki.Transport).Kid},
+		JWKSURI: jwksSrv.URL})
+	env := ofmcheck.Env{Issuer: issuer, Roots: roots, ClientID: clientID, DCID: dcID, DPID: "DP9876543210", RedirectURI: redirect}
+	check := func() ofmcheck.Report {
+		cur, _, _ := keyset.Load(ctx, s, dcID)
+		cred, err := ofmcheck.CredentialsFrom(ctx, s, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ofmcheck.Check(ctx, env, cred, nil)
+	}
+	if rep := check(); !rep.OK || hits.Load() != 1 {
+		t.Fatalf("first check: ok=%v, %d JWKS fetches (want 1): %+v", rep.OK, hits.Load(), rep.Steps)
+	}
+	e := &rotation.Engine{Store: s, DCID: dcID, Actor: "test"}
+	if _, err := e.Rotate(ctx, pki.Signing, rotation.RotateOptions{Emergency: true}); err != nil {
+		t.Fatal(err)
+	}
+	clock.offset.Store(int64(61 * time.Second)) // past the refetch rate limit
+	if rep := check(); !rep.OK || hits.Load() != 2 {
+		t.Fatalf("after the rotation: ok=%v, %d JWKS fetches (want 2): %+v", rep.OK, hits.Load(), rep.Steps)
 	}
 }
