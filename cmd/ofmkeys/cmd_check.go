@@ -29,6 +29,7 @@ the whole flow against it over mutual TLS on loopback. Each step reports pass/fa
 time, the key it used and the x-fapi-interaction-id. Exit 0 when every step passes, 1 otherwise.`,
 		Flags: []cli.Flag{
 			boolFlag("sandbox", "run against a local sandbox OFP started in-process"),
+			boolFlag("negative", "also make the sandbox misbehave in every known way; pass only if each answer is refused with the right error"),
 			stringFlag("profile", "x-signature profile: classic or detached", "classic"),
 			stringFlag("dp-id", "the data provider the data call goes to", "DP9876543210"),
 			stringFlag("junit", "also write a JUnit XML report to this file", ""),
@@ -73,13 +74,24 @@ func runCheck(c *cli.Context) error {
 		roots.AddCert(sb.CA())
 		env := ofmcheck.Env{Issuer: issuer, Roots: roots, ClientID: ks.ClientID, DCID: ks.DCID, DPID: c.String("dp-id"), RedirectURI: sandboxRedirect, Profile: profile}
 		rep := ofmcheck.Check(ctx, env, cred, nil)
+		var negative []sandbox.NegativeResult
+		if c.Bool("negative") && rep.OK {
+			negative = sandbox.RunNegative(ctx, sb, env, cred)
+		}
 		if f := c.String("junit"); f != "" {
 			if err := writeJUnit(f, rep); err != nil {
 				return err
 			}
 		}
 		if c.Bool("json") {
-			if err := writeJSON(c.App.Writer, rep); err != nil {
+			out := any(rep)
+			if c.Bool("negative") {
+				out = struct {
+					ofmcheck.Report
+					Negative []sandbox.NegativeResult `json:"negative"`
+				}{rep, negative}
+			}
+			if err := writeJSON(c.App.Writer, out); err != nil {
 				return err
 			}
 		} else {
@@ -94,9 +106,27 @@ func runCheck(c *cli.Context) error {
 			}
 			w.Flush()
 			fmt.Fprintf(c.App.Writer, "\n%d steps in %s against the local sandbox at %s\n", len(rep.Steps), rep.Duration.Round(time.Millisecond), issuer)
+			if len(negative) > 0 {
+				fmt.Fprintln(c.App.Writer)
+				w := newTable(c)
+				fmt.Fprintln(w, "MISBEHAVIOUR\tRESULT\tREFUSED WITH")
+				for _, n := range negative {
+					result := "refused"
+					if !n.Refused {
+						result = "NOT REFUSED AS EXPECTED (" + n.Step + ": " + n.Error + ")"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\n", n.Switch, result, n.Got)
+				}
+				w.Flush()
+			}
 		}
 		if !rep.OK {
 			return fmt.Errorf("the check failed at %s", rep.Steps[len(rep.Steps)-1].Name)
+		}
+		for _, n := range negative {
+			if !n.Refused {
+				return fmt.Errorf("the misbehaviour %s was not refused as expected", n.Switch)
+			}
 		}
 		return nil
 	})

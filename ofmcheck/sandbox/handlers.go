@@ -234,7 +234,7 @@ func (s *Server) accounts(w http.ResponseWriter, r *http.Request) {
 	case !ok || !known || now.After(g.expires):
 		oauthError(w, 401, "invalid_token", "unknown or expired access token")
 		return
-	case g.thumbprint != thumbprint(r.TLS.PeerCertificates[0].Raw):
+	case g.thumbprint != thumbprint(r.TLS.PeerCertificates[0].Raw) || s.switchNow() == OtherCertificate:
 		oauthError(w, 401, "invalid_token", "the token is bound to another certificate (cnf.x5t#S256)")
 		return
 	}
@@ -262,6 +262,9 @@ func (s *Server) accounts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := s.dataResponse(c, encTo, req.InteractionID, now)
+	if sw := s.switchNow(); sw != Behave && sw != OtherCertificate {
+		body, err = s.misbehaveAnswer(sw, c, encTo, req.InteractionID, now)
+	}
 	if err != nil {
 		oauthError(w, 500, "server_error", "cannot build the response")
 		return

@@ -94,6 +94,8 @@ type Server struct {
 	access  map[string]grant    // access token → grant
 	refresh map[string]grant    // refresh token → grant
 	jtis    map[string]time.Time
+
+	misbehave Switch
 }
 
 type parEntry struct {

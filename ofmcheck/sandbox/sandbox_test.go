@@ -157,3 +157,21 @@ func TestTheSandboxFetchesTheJWKSAndRefetchesForANewKid(t *testing.T) {
 		t.Fatalf("after the rotation: ok=%v, %d JWKS fetches (want 2): %+v", rep.OK, hits.Load(), rep.Steps)
 	}
 }
+
+// Every misbehaviour of the platform is refused by the DC side at the
+// data call, with the right error, and no plaintext gets through.
+func TestEveryMisbehaviourIsRefused(t *testing.T) {
+	sb, issuer, roots, s, ks := setup(t)
+	register(sb, ks, ks.Active(pki.Transport).Kid, ofmcheck.XSigClassic)
+	cred, _ := ofmcheck.CredentialsFrom(ctx, s, ks)
+	env := ofmcheck.Env{Issuer: issuer, Roots: roots, ClientID: clientID, DCID: dcID, DPID: "DP9876543210", RedirectURI: redirect}
+	for _, r := range sandbox.RunNegative(ctx, sb, env, cred) {
+		t.Logf("%-20s %s", r.Switch, r.Got)
+		if !r.Refused {
+			t.Errorf("%s: want %s to fail with %q; got %s", r.Switch, r.Step, r.Error, r.Got)
+		}
+	}
+	if rep := ofmcheck.Check(ctx, env, cred, nil); !rep.OK {
+		t.Fatalf("the sandbox still misbehaves after the negative run: %+v", rep.Steps)
+	}
+}

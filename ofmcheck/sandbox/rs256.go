@@ -1,0 +1,20 @@
+package sandbox
+
+import (
+	"crypto/rsa"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// signRS256 signs with RS256, which OFM does not allow (a negative case).
+func signRS256(key *rsa.PrivateKey, payload []byte) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", PlatformKid))
+	if err != nil {
+		return "", err
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
+}
