@@ -59,6 +59,11 @@ type Engine struct {
 	// Failpoint, when set, is called at each named point between two
 	// writes; crash tests make it exit the process.
 	Failpoint func(name string)
+	// AutoConfirm switches a transport certificate awaiting registration
+	// once Prover proves a handshake with it (for platforms where
+	// registration is automatic, like the local sandbox). Without it,
+	// `ofmkeys confirm` does.
+	AutoConfirm bool
 }
 
 func (e *Engine) now() time.Time {
@@ -122,7 +127,7 @@ func (e *Engine) Reconcile(ctx context.Context) (Result, error) {
 		}
 		now := e.now()
 		var step *Step
-		for _, s := range due(ks, now, pol, e.brokenKeys(ctx, ks)) {
+		for _, s := range e.due(ks, now, pol, e.brokenKeys(ctx, ks)) {
 			if _, failed := res.Failed[s.Purpose]; !failed {
 				step = &s
 				break
@@ -151,6 +156,20 @@ func (e *Engine) Reconcile(ctx context.Context) (Result, error) {
 	return res, fmt.Errorf("rotation: more than %d steps in one pass; stopping (please report this)", maxSteps)
 }
 
+// due is plan's due steps, plus the confirmation of a transport
+// certificate awaiting registration when AutoConfirm is set.
+func (e *Engine) due(ks *keyset.Keyset, now time.Time, pol Policy, broken map[pki.Purpose]string) []Step {
+	steps := due(ks, now, pol, broken)
+	if !e.AutoConfirm {
+		return steps
+	}
+	if s := successor(ks, pki.Transport); s != nil && s.State == keyset.AwaitingRegistration && s.Halted == "" {
+		steps = append(steps, Step{Purpose: pki.Transport, Action: ActConfirm, Kid: s.Kid, At: now, Reason: ReasonInProgress,
+			Message: "the proof's handshake with the new certificate succeeded"})
+	}
+	return steps
+}
+
 // brokenKeys loads each active private key and names the purposes whose
 // key is missing or does not match its certificate: those rotate to a new
 // key (the broken one is kept, never silently replaced in place).
@@ -174,6 +193,11 @@ func (e *Engine) apply(ctx context.Context, ks *keyset.Keyset, version int64, st
 		return e.stage(ctx, ks, version, st.Purpose, string(st.Reason), now)
 	case ActPublish, ActAwaitRegistration, ActActivate, ActRetire:
 		return e.move(ctx, ks, version, st, now)
+	case ActConfirm:
+		if err := e.prove(ctx, st.Purpose, st.Kid); err != nil {
+			return err
+		}
+		return e.Confirm(ctx, st.Purpose, st.Kid)
 	}
 	return fmt.Errorf("rotation: no automatic %s step", st.Action)
 }

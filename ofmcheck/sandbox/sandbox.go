@@ -227,3 +227,13 @@ func kidOf(token string) string {
 	}
 	return h.Kid
 }
+
+// AddTransport registers another transport certificate for a client (the
+// sandbox's stand-in for PayNet's registration of a new certificate).
+func (s *Server) AddTransport(clientID, x5tS256 string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.clients[clientID]; c != nil && !contains(c.Transport, x5tS256) {
+		c.Transport = append(c.Transport, x5tS256)
+	}
+}

@@ -175,3 +175,8 @@ func TestEveryMisbehaviourIsRefused(t *testing.T) {
 		t.Fatalf("the sandbox still misbehaves after the negative run: %+v", rep.Steps)
 	}
 }
+
+// shiftedClock is an hour ahead: past any propagation window.
+type shiftedClock struct{}
+
+func (shiftedClock) Now() time.Time { return time.Now().Add(time.Hour) }
