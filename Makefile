@@ -1,4 +1,4 @@
-# ofmkeys: `make run` makes (or shows) a keyset on the embedded file store and serves its JWKS;
+# ofmkeys: `make run` makes (or shows) a keyset on the embedded file store, serves its JWKS and proves the keys;
 # `make test` runs every test, building and installing what they need.
 GO      ?= go
 BIN     := bin/ofmkeys
@@ -15,11 +15,12 @@ build:
 	$(GO) build -o $(BIN) ./cmd/ofmkeys
 
 # Creates the sandbox keyset when the store has none, shows it, then runs the
-# daemon in the foreground (Ctrl-C stops it) and prints the JWKS URL to try.
+# daemon in the foreground (Ctrl-C stops it) with a local sandbox OFP the keys
+# are proven against, printing the JWKS, health and sandbox URLs.
 run: build
 	@./$(BIN) list 2>/dev/null || ./$(BIN) init --dc-id $(DC_ID) --client-id $(CLIENT_ID) --org "$(ORG)"
 	@echo
-	@./$(BIN) serve
+	@./$(BIN) serve --sandbox
 
 test: gofloor lint deps $(VAULTDEV) $(JOSE)
 	$(GO) test -race -count=1 ./...

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ofmkeys/ofmkeys/jwks"
 	"github.com/ofmkeys/ofmkeys/keystore"
+	"github.com/ofmkeys/ofmkeys/ofmcheck"
 	"github.com/ofmkeys/ofmkeys/pki"
 )
 
@@ -58,6 +59,10 @@ type Config struct {
 	Sinks Sinks
 	// Rotation runs the rotation scheduler (off when not Enabled).
 	Rotation Rotation
+	// Sandbox runs a local OFP in-process and proves the keys against it at
+	// start and after every rotation step (transport certificates are then
+	// confirmed by their proof).
+	Sandbox bool
 	// ShutdownTimeout bounds a graceful stop; zero means 10 s.
 	ShutdownTimeout time.Duration
 }
@@ -116,6 +121,7 @@ const (
 	EventSink       EventKind = "sink"        // sinks were written (Err on failure)
 	EventTLS        EventKind = "tls"         // the TLS certificate was (re)loaded
 	EventRotation   EventKind = "rotation"    // a rotation pass made Steps transitions (Err on failure)
+	EventProof      EventKind = "proof"       // a proof ran (Report; Err when it failed)
 )
 
 // Event is what the observer sees; tests wait on them.
@@ -127,6 +133,8 @@ type Event struct {
 	Source     string // "store" or "disk" for snapshots
 	Findings   int    // for lint
 	Steps      int    // for rotation
+	Sandbox    string // the sandbox OFP's issuer, with EventListening
+	Report     *ofmcheck.Report
 	Err        error
 }
 
@@ -167,7 +175,10 @@ type Server struct {
 
 	reload   chan struct{}
 	lintNow  chan struct{}
+	proofNow chan struct{}
 	sinkLock sync.Mutex
+
+	ofp *localOFP // the sandbox, with Config.Sandbox
 }
 
 // New checks cfg and returns a server that has not started.
@@ -177,14 +188,15 @@ func New(store keystore.Store, cfg Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		store:   store,
-		clock:   realClock{},
-		log:     slog.Default(),
-		observe: func(Event) {},
-		cfg:     cfg,
-		handler: jwks.NewHandler(cfg.Serve),
-		reload:  make(chan struct{}, 1),
-		lintNow: make(chan struct{}, 1),
+		store:    store,
+		clock:    realClock{},
+		log:      slog.Default(),
+		observe:  func(Event) {},
+		cfg:      cfg,
+		handler:  jwks.NewHandler(cfg.Serve),
+		reload:   make(chan struct{}, 1),
+		lintNow:  make(chan struct{}, 1),
+		proofNow: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(s)
@@ -265,6 +277,13 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	s.addr.Store(ln.Addr().String())
+	if cfg.Sandbox {
+		if s.ofp, err = s.startSandbox(); err != nil {
+			ln.Close()
+			return err
+		}
+		defer s.ofp.srv.Close()
+	}
 	// Slow clients are bounded by ReadHeaderTimeout (slowloris), IdleTimeout
 	// and WriteTimeout (slow readers). No ReadTimeout: no handler reads a
 	// body, and it would re-arm a timer on every request of the hot path.
@@ -277,14 +296,18 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.log.Info("serving the JWKS", "addr", ln.Addr().String(), "public_url", s.publicURL(), "tls", cfg.TLSCertFile != "")
-	s.observe(Event{Kind: EventListening, Addr: ln.Addr().String()})
+	listening := Event{Kind: EventListening, Addr: ln.Addr().String()}
+	if s.ofp != nil {
+		listening.Sandbox = s.ofp.issuer
+	}
+	s.observe(listening)
 
 	loops, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	for _, loop := range []func(context.Context){s.storeLoop, s.lintLoop, s.tlsLoop, s.rotationLoop} {
+	for _, loop := range []func(context.Context){s.storeLoop, s.lintLoop, s.tlsLoop, s.rotationLoop, s.proofLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -51,13 +51,14 @@ func (s *Server) publicURL() string {
 // dependency is fine. It carries error kinds, never messages, since it is
 // served beside the public JWKS.
 type Health struct {
-	Status   string      `json:"status"` // ok, degraded, or starting (nothing to serve yet)
-	DCID     string      `json:"dc_id,omitempty"`
-	Snapshot *HealthSnap `json:"snapshot,omitempty"`
-	Store    HealthStore `json:"store"`
-	Lint     *HealthLint `json:"lint,omitempty"`
-	Checked  time.Time   `json:"checked_at"`
-	Problems []string    `json:"problems,omitempty"`
+	Status   string       `json:"status"` // ok, degraded, or starting (nothing to serve yet)
+	DCID     string       `json:"dc_id,omitempty"`
+	Snapshot *HealthSnap  `json:"snapshot,omitempty"`
+	Store    HealthStore  `json:"store"`
+	Lint     *HealthLint  `json:"lint,omitempty"`
+	Proof    *HealthProof `json:"proof,omitempty"`
+	Checked  time.Time    `json:"checked_at"`
+	Problems []string     `json:"problems,omitempty"`
 }
 
 type HealthSnap struct {
@@ -73,6 +74,16 @@ type HealthStore struct {
 	OK          bool      `json:"ok"`
 	ErrorKind   string    `json:"error_kind,omitempty"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
+}
+
+// HealthProof is the last proof against the sandbox OFP.
+type HealthProof struct {
+	OK          bool      `json:"ok"`
+	CheckedAt   time.Time `json:"checked_at"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	FailedStep  string    `json:"failed_step,omitempty"`
+	Candidate   string    `json:"candidate_kid,omitempty"`
+	Steps       int       `json:"steps"`
 }
 
 type HealthLint struct {
@@ -110,6 +121,14 @@ func (s *Server) Health() Health {
 		if !hl.OK {
 			h.Problems = append(h.Problems, "the self-check of the public JWKS fails")
 		}
+	}
+	if p := s.st.proof; p.report != nil {
+		hp := &HealthProof{OK: p.report.OK, CheckedAt: p.at, LastSuccess: p.lastOK, Candidate: p.candidate, Steps: len(p.report.Steps)}
+		if !p.report.OK {
+			hp.FailedStep = p.report.Steps[len(p.report.Steps)-1].Name
+			h.Problems = append(h.Problems, "the last proof failed at "+hp.FailedStep)
+		}
+		h.Proof = hp
 	}
 	if h.Status == "ok" && len(h.Problems) > 0 {
 		h.Status = "degraded"

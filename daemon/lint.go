@@ -70,6 +70,14 @@ func (s *Server) selfCheck(ctx context.Context) {
 		s.log.Info("self-check passed", "url", url)
 	}
 	s.observe(Event{Kind: EventLint, Findings: len(res.findings), Err: err})
+	if s.ofp != nil {
+		s.st.mu.Lock()
+		first := s.st.proof.at.IsZero()
+		s.st.mu.Unlock()
+		if first {
+			poke(s.proofNow) // the first proof, once the JWKS is reachable
+		}
+	}
 }
 
 // lintHTTPClient fetches the public URL: the configured client, or one

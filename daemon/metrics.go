@@ -24,6 +24,8 @@ type metrics struct {
 	panics      *prometheus.CounterVec
 
 	rotationSteps, rotationFailures                                   *prometheus.CounterVec
+	proofStep                                                         *prometheus.GaugeVec
+	proofOK, proofLastSuccess                                         *prometheus.Desc
 	rotationNext, rotationLastSuccess, rotationLastRun, rotationLease *prometheus.Desc
 
 	generation, modified, servedAge, storeUp, storeSuccess, lintOK, lintFindings, keys, notAfter, notBefore *prometheus.Desc
@@ -43,6 +45,9 @@ func newMetrics(s *Server) *metrics {
 	m.rotationLastSuccess = prometheus.NewDesc("ofmkeys_rotation_last_success_timestamp_seconds", "When a rotation pass last succeeded on this replica.", nil, nil)
 	m.rotationLastRun = prometheus.NewDesc("ofmkeys_rotation_last_run_timestamp_seconds", "When the rotation scheduler last ran on this replica.", nil, nil)
 	m.rotationLease = prometheus.NewDesc("ofmkeys_rotation_lease_held", "1 when this replica holds the rotation lease.", nil, nil)
+	m.proofStep = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ofmkeys_proof_step_duration_seconds", Help: "Duration of each step of the last proof."}, []string{"step"})
+	m.proofOK = prometheus.NewDesc("ofmkeys_proof_ok", "1 when the last proof passed.", nil, nil)
+	m.proofLastSuccess = prometheus.NewDesc("ofmkeys_proof_last_success_timestamp_seconds", "When a proof last passed.", nil, nil)
 	m.generation = prometheus.NewDesc("ofmkeys_jwks_snapshot_generation", "How many different JWKS this process has served.", nil, nil)
 	m.modified = prometheus.NewDesc("ofmkeys_jwks_snapshot_modified_timestamp_seconds", "When the served keyset last changed.", []string{"source"}, nil)
 	m.servedAge = prometheus.NewDesc("ofmkeys_jwks_snapshot_age_seconds", "How long the served JWKS has been served.", nil, nil)
@@ -53,7 +58,7 @@ func newMetrics(s *Server) *metrics {
 	m.keys = prometheus.NewDesc("ofmkeys_keys", "Key versions by purpose and state.", []string{"purpose", "state"}, nil)
 	m.notAfter = prometheus.NewDesc("ofmkeys_certificate_not_after_timestamp_seconds", "Expiry of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
 	m.notBefore = prometheus.NewDesc("ofmkeys_certificate_not_before_timestamp_seconds", "Start of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
-	m.registry.MustRegister(m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m.rotationSteps, m.rotationFailures, m,
+	m.registry.MustRegister(m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m.rotationSteps, m.rotationFailures, m.proofStep, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -61,7 +66,7 @@ func newMetrics(s *Server) *metrics {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.generation, m.modified, m.servedAge, m.storeUp, m.storeSuccess, m.lintOK, m.lintFindings, m.keys, m.notAfter, m.notBefore,
-		m.rotationNext, m.rotationLastSuccess, m.rotationLastRun, m.rotationLease} {
+		m.rotationNext, m.rotationLastSuccess, m.rotationLastRun, m.rotationLease, m.proofOK, m.proofLastSuccess} {
 		ch <- d
 	}
 }
@@ -74,7 +79,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	s.st.mu.Lock()
 	gen, source, servedAt := s.st.generation, s.st.source, s.st.servedAt
 	storeOK, storeSuccess, lint := s.st.storeOK, s.st.storeSuccess, s.st.lint
-	rot := s.st.rotation
+	rot, proof := s.st.rotation, s.st.proof
 	next := make(map[string]time.Time, len(rot.next))
 	for p, t := range rot.next {
 		next[string(p)] = t
@@ -91,6 +96,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	if !lint.checkedAt.IsZero() {
 		gauge(m.lintOK, b2f(lint.ok()))
 		gauge(m.lintFindings, float64(len(lint.findings)))
+	}
+	if proof.report != nil {
+		gauge(m.proofOK, b2f(proof.report.OK))
+	}
+	if !proof.lastOK.IsZero() {
+		gauge(m.proofLastSuccess, float64(proof.lastOK.Unix()))
 	}
 	if !rot.lastRun.IsZero() {
 		gauge(m.rotationLastRun, float64(rot.lastRun.Unix()))

@@ -58,6 +58,11 @@ func (s *Server) rotationLoop(ctx context.Context) {
 		actor = fmt.Sprintf("serve:%s:%s", host, cfg.Listen)
 	}
 	engine := &rotation.Engine{Store: s.store, Policy: cfg.Rotation.Policy, Clock: s.clock, Actor: actor, Prover: cfg.Rotation.Prover, Log: s.log}
+	if s.ofp != nil && engine.Prover == nil {
+		// Every step is proven against the sandbox, and a new transport
+		// certificate is switched once a handshake with it passes.
+		engine.Prover, engine.AutoConfirm = sandboxProver{s}, true
+	}
 	defer func() {
 		if engine.DCID != "" {
 			release, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -134,6 +139,7 @@ func (s *Server) rotationPass(ctx context.Context, engine *rotation.Engine) (nex
 	}
 	if len(res.Done) > 0 {
 		poke(s.reload) // serve the new state at once
+		poke(s.proofNow)
 		s.observe(Event{Kind: EventRotation, Steps: len(res.Done)})
 	}
 	s.recordPlan(ctx, engine)

@@ -37,6 +37,7 @@ type state struct {
 	sinkFailure time.Time // when they last failed (retries are throttled)
 
 	rotation rotationState
+	proof    proofState
 }
 
 func (st *state) resetSinks() {
@@ -166,6 +167,9 @@ func (s *Server) refresh(ctx context.Context) {
 		return
 	}
 	s.serve(snap, "store", ks)
+	if s.ofp != nil {
+		s.registerClient(ks)
+	}
 	if cfg.SnapshotFile != "" {
 		if err := snap.Save(cfg.SnapshotFile); err != nil {
 			s.log.Error("cannot persist the JWKS snapshot", "file", cfg.SnapshotFile, "err", err)

@@ -46,6 +46,7 @@ files (the listen address, store and dc_id change only on restart).`,
 			stringFlag("sink-command", "run this (sh -c) after the sinks change", ""),
 			stringFlag("sink-pid-file", "signal the process in this PID file after the sinks change", ""),
 			stringFlag("sink-signal", "the signal for --sink-pid-file", "HUP"),
+			boolFlag("sandbox", "run a local sandbox OFP in-process and prove the keys against it at start and after every rotation step"),
 			&cli.BoolFlag{Name: "rotate", Usage: "rotate keys on schedule (only the replica holding the lease acts); --rotate=false leaves it to ofmkeys reconcile", Value: true, EnvVars: []string{envName("rotate")}},
 			stringFlag("rotation-interval", "the longest wait between two rotation passes", "1m"),
 			stringFlag("pid-file", "write the daemon's process id here (removed on exit), for reloads with kill -HUP", ""),
@@ -103,6 +104,9 @@ func serveConfig(get func(string) string) (daemon.Config, error) {
 	}
 	if cfg.Rotation.Policy, err = policyFromText(get); err != nil {
 		return cfg, err
+	}
+	if cfg.Sandbox, err = strconv.ParseBool(orFalse(get("sandbox"))); err != nil {
+		return cfg, fmt.Errorf("--sandbox %q: want true or false", get("sandbox"))
 	}
 	return cfg, cfg.Check()
 }
@@ -195,13 +199,20 @@ func runServe(c *cli.Context) error {
 	}
 	defer closeStore()
 	srv, err := daemon.New(s, cfg, daemon.WithLogger(logger), daemon.WithObserver(func(e daemon.Event) {
-		if e.Kind == daemon.EventListening {
+		switch e.Kind {
+		case daemon.EventListening:
 			scheme := "http"
 			if cfg.TLSCertFile != "" {
 				scheme = "https"
 			}
-			url := scheme + "://" + e.Addr + daemon.PathWellKnown
-			fmt.Fprintf(c.App.Writer, "Serving the JWKS at %s\nTry: curl -si %s\n", url, url)
+			base := scheme + "://" + e.Addr
+			fmt.Fprintf(c.App.Writer, "Serving the JWKS at %s%s\nHealth at %s%s, metrics at %s%s\nTry: curl -si %s%s\n",
+				base, daemon.PathWellKnown, base, daemon.PathHealth, base, daemon.PathMetrics, base, daemon.PathWellKnown)
+			if e.Sandbox != "" {
+				fmt.Fprintf(c.App.Writer, "Sandbox OFP at %s (the keys are proven against it)\n", e.Sandbox)
+			}
+		case daemon.EventProof:
+			printProof(c, e)
 		}
 	}))
 	if err != nil {
@@ -239,4 +250,25 @@ func runServe(c *cli.Context) error {
 		}
 	}()
 	return srv.Run(c.Context)
+}
+
+// printProof prints a proof's report as a short table.
+func printProof(c *cli.Context, e daemon.Event) {
+	if e.Report == nil {
+		return
+	}
+	result := "passed"
+	if !e.Report.OK {
+		result = "FAILED"
+	}
+	fmt.Fprintf(c.App.Writer, "\nProof %s in %s:\n", result, e.Report.Duration.Round(time.Millisecond))
+	w := newTable(c)
+	for _, st := range e.Report.Steps {
+		mark, detail := "ok", st.Detail
+		if !st.OK {
+			mark, detail = "FAIL", st.Error
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", st.Name, mark, st.Duration.Round(100*time.Microsecond), detail)
+	}
+	w.Flush()
 }
