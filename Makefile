@@ -56,13 +56,15 @@ $(VAULTDEV): tools/vaultdev/main.go tools/vaultdev/go.mod tools/vaultdev/go.sum
 # `ofmkeys init` against the openssl route; the daemon's handler against a
 # bare net/http one in-process; then `ofmkeys serve` against bare net/http
 # and nginx over loopback with wrk, and its idle memory; a rotation step
-# against raw key generation, and the three-year rotation simulation.
+# against raw key generation, and the three-year rotation simulation; the
+# full proof against the sandbox, step by step.
 bench: deps build
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	@command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	$(GO) test -run '^$$' -bench 'BenchmarkInit|BenchmarkCreateKeyset' -benchtime 20x -count 3 ./cmd/ofmkeys/ | tee bench.out
 	$(GO) test -run '^$$' -bench 'BenchmarkServe' -benchtime 200000x -count 3 ./daemon/ | tee -a bench.out
 	$(GO) test -run '^$$' -bench 'BenchmarkRotationStep' -benchtime 40x -count 3 ./rotation/ | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'BenchmarkCheck' -benchtime 30x -count 3 ./ofmcheck/sandbox/ | tee -a bench.out
 	@tools/bench-report.sh bench.out
 	@echo; echo "Three years of rotation on a fake clock (wall time, every invariant checked at every tick):"
 	@$(GO) test -count=1 -run 'TestThreeYears' -v ./rotation/ | grep -E '^--- (PASS|FAIL)'

@@ -37,11 +37,11 @@ type offsetClock struct{ offset atomic.Int64 }
 func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
 
 // setup starts a sandbox on loopback and makes a keyset for the DC.
-func setup(t *testing.T) (*sandbox.Server, string, *x509.CertPool, keystore.Store, *keyset.Keyset) {
+func setup(t testing.TB) (*sandbox.Server, string, *x509.CertPool, keystore.Store, *keyset.Keyset) {
 	return setupWith(t, nil)
 }
 
-func setupWith(t *testing.T, clock sandbox.Clock) (*sandbox.Server, string, *x509.CertPool, keystore.Store, *keyset.Keyset) {
+func setupWith(t testing.TB, clock sandbox.Clock) (*sandbox.Server, string, *x509.CertPool, keystore.Store, *keyset.Keyset) {
 	t.Helper()
 	sb, err := sandbox.New(clock)
 	if err != nil {
