@@ -68,27 +68,35 @@ func (s *FileStore) Watch(ctx context.Context, p string) (<-chan struct{}, error
 		}
 	}
 	watched := ""
-	// rewatch points the watch at the deepest existing folder on the way
-	// to the document's folder.
-	rewatch := func() {
+	// deepest is the deepest existing folder on the way to the document.
+	deepest := func() string {
 		dir := filepath.Dir(target)
 		for {
 			if _, err := os.Stat(dir); err == nil {
-				break
+				return dir
 			}
 			parent := filepath.Dir(dir)
 			if parent == dir {
-				return
+				return ""
 			}
 			dir = parent
 		}
-		if dir == watched {
-			return
-		}
-		if watched != "" {
-			w.Remove(watched)
-		}
-		if w.Add(dir) == nil {
+	}
+	// rewatch points the watch at the deepest existing folder. Folders made
+	// while the watch moves emit their events before it is there to see
+	// them, so it looks again after each move until nothing changed.
+	rewatch := func() {
+		for range 32 {
+			dir := deepest()
+			if dir == "" || dir == watched {
+				return
+			}
+			if watched != "" {
+				w.Remove(watched)
+			}
+			if w.Add(dir) != nil {
+				return
+			}
 			watched = dir
 		}
 	}
