@@ -38,7 +38,6 @@ func TestWithTheSandboxTheKeysAreProvenAtStartAndAfterRotation(t *testing.T) {
 	if _, err := engine.Rotate(ctx, pki.Transport, rotation.RotateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	engine.Release(ctx) // as the CLI does when it finishes
 	r.until(t, "the transport certificate switched by its proof", func() bool {
 		ks, _, _ := keyset.Load(ctx, s, settings.DCID)
 		return ks.Active(pki.Transport).Kid != old

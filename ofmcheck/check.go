@@ -151,7 +151,7 @@ func Check(ctx context.Context, env Env, cred Credentials, now func() time.Time)
 	return rep
 }
 
-// getJSON reads a JSON answer, bounded.
+// read reads an answer, bounded.
 func read(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
@@ -176,18 +176,30 @@ func oauthFailure(status int, body []byte) error {
 	return fmt.Errorf("HTTP %d", status)
 }
 
-func (r *run) discovery(ctx context.Context, s *Step) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(r.env.Issuer, "/")+"/.well-known/openid-configuration", nil)
+// get fetches a public document over TLS (no client certificate).
+func (r *run) get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := r.plain.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := read(resp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != 200 {
-		return oauthFailure(resp.StatusCode, body)
+		return nil, oauthFailure(resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+func (r *run) discovery(ctx context.Context, s *Step) error {
+	body, err := r.get(ctx, strings.TrimSuffix(r.env.Issuer, "/")+"/.well-known/openid-configuration")
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, &r.disc); err != nil {
 		return fmt.Errorf("the discovery document is not JSON: %v", err)
@@ -210,17 +222,9 @@ func (r *run) discovery(ctx context.Context, s *Step) error {
 }
 
 func (r *run) platformJWKS(ctx context.Context, s *Step) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.disc.JWKSURI, nil)
-	resp, err := r.plain.Do(req)
+	body, err := r.get(ctx, r.disc.JWKSURI)
 	if err != nil {
 		return err
-	}
-	body, err := read(resp)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != 200 {
-		return oauthFailure(resp.StatusCode, body)
 	}
 	if r.platform, err = jwks.ParseSet(body); err != nil {
 		return err

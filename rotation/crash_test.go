@@ -152,13 +152,7 @@ func recoverAndFinish(t *testing.T, dir string, phases []time.Time, what string)
 	}
 	ks, _, _ := keyset.Load(ctx, s, settings.DCID)
 	for _, p := range pki.Purposes {
-		n := 0
-		for _, v := range ks.Versions {
-			if v.Purpose == p {
-				n++
-			}
-		}
-		if n != 2 {
+		if n := countVersions(ks, p); n != 2 {
 			t.Fatalf("%s: %d %s versions after the rotation, want 2 (the old and exactly one new)", what, n, p)
 		}
 		prefix, _ := keystore.Path(settings.DCID, "keys", string(p))

@@ -23,6 +23,12 @@ type RotateOptions struct {
 	DryRun bool
 }
 
+// Operator actions (Rotate, Confirm, Rollback) do not take the rotation
+// lease: the lease makes one automatic rotator among replicas, and a daemon
+// holds it for as long as it runs. Each action is compare-and-set writes
+// like every transition, so a race with the rotator ends in a
+// keystore.ErrConflict for the operator to re-run, never in a double step.
+
 // Rotate starts a rotation of purpose p now. The steps due at once (stage
 // and publish; for transport stage and await-registration) are made here,
 // so it works with no daemon running; activation waits for the propagation
@@ -57,9 +63,6 @@ func (e *Engine) Rotate(ctx context.Context, p pki.Purpose, o RotateOptions) ([]
 			steps = append(steps, Step{Purpose: p, Action: a, Kid: NewKid, At: now, Reason: reason})
 		}
 		return steps, nil
-	}
-	if err := e.Acquire(ctx); err != nil {
-		return nil, err
 	}
 	var done []Step
 	var newKid string
@@ -144,9 +147,6 @@ func (e *Engine) Confirm(ctx context.Context, p pki.Purpose, kid string) error {
 	if p != pki.Transport {
 		return fmt.Errorf("only transport certificates wait for registration; %s keys activate after their propagation window", p)
 	}
-	if err := e.Acquire(ctx); err != nil {
-		return err
-	}
 	ks, version, err := keyset.Load(ctx, e.Store, e.DCID)
 	if err != nil {
 		return err
@@ -172,9 +172,6 @@ func (e *Engine) Confirm(ctx context.Context, p pki.Purpose, kid string) error {
 // retained (not retired, certificate valid, private key present); the
 // current one steps back as a replaced key would.
 func (e *Engine) Rollback(ctx context.Context, p pki.Purpose) (string, error) {
-	if err := e.Acquire(ctx); err != nil {
-		return "", err
-	}
 	ks, version, err := keyset.Load(ctx, e.Store, e.DCID)
 	if err != nil {
 		return "", err

@@ -6,8 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ofmkeys/ofmkeys/keyset"
-	"github.com/ofmkeys/ofmkeys/keystore"
+	"github.com/ofmkeys/ofmkeys/rotation"
 )
 
 func confirmCommand() *cli.Command {
@@ -30,12 +29,7 @@ func runConfirm(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withKeyset(c, func(ctx context.Context, s keystore.Store, ks *keyset.Keyset) error {
-		e, err := newEngine(c, s, ks.DCID, "confirm")
-		if err != nil {
-			return err
-		}
-		defer e.Release(context.WithoutCancel(ctx))
+	return withEngine(c, "confirm", func(ctx context.Context, e *rotation.Engine) error {
 		if err := e.Confirm(ctx, p, c.String("kid")); err != nil {
 			return err
 		}

@@ -8,8 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ofmkeys/ofmkeys/keyset"
-	"github.com/ofmkeys/ofmkeys/keystore"
+	"github.com/ofmkeys/ofmkeys/rotation"
 )
 
 func reconcileCommand() *cli.Command {
@@ -25,12 +24,7 @@ func runReconcile(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	return withKeyset(c, func(ctx context.Context, s keystore.Store, ks *keyset.Keyset) error {
-		e, err := newEngine(c, s, ks.DCID, "reconcile")
-		if err != nil {
-			return err
-		}
-		defer e.Release(context.WithoutCancel(ctx))
+	return withEngine(c, "reconcile", func(ctx context.Context, e *rotation.Engine) error {
 		res, err := e.Reconcile(ctx)
 		if c.Bool("json") {
 			if jerr := writeJSON(c.App.Writer, res); jerr != nil {

@@ -6,8 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ofmkeys/ofmkeys/keyset"
-	"github.com/ofmkeys/ofmkeys/keystore"
+	"github.com/ofmkeys/ofmkeys/rotation"
 )
 
 func rollbackCommand() *cli.Command {
@@ -27,12 +26,7 @@ func runRollback(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withKeyset(c, func(ctx context.Context, s keystore.Store, ks *keyset.Keyset) error {
-		e, err := newEngine(c, s, ks.DCID, "rollback")
-		if err != nil {
-			return err
-		}
-		defer e.Release(context.WithoutCancel(ctx))
+	return withEngine(c, "rollback", func(ctx context.Context, e *rotation.Engine) error {
 		kid, err := e.Rollback(ctx, p)
 		if err != nil {
 			return err

@@ -6,8 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ofmkeys/ofmkeys/keyset"
-	"github.com/ofmkeys/ofmkeys/keystore"
 	"github.com/ofmkeys/ofmkeys/rotation"
 )
 
@@ -37,12 +35,7 @@ func runRotate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withKeyset(c, func(ctx context.Context, s keystore.Store, ks *keyset.Keyset) error {
-		e, err := newEngine(c, s, ks.DCID, "rotate")
-		if err != nil {
-			return err
-		}
-		defer e.Release(context.WithoutCancel(ctx))
+	return withEngine(c, "rotate", func(ctx context.Context, e *rotation.Engine) error {
 		if c.Bool("emergency") && !c.Bool("dry-run") {
 			fmt.Fprintf(c.App.ErrWriter, "ofmkeys: WARNING: emergency rotation of the %s key: peers that cached the JWKS (up to 15 minutes) will reject what the new key signs until their cache expires.\n", p)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/ofmkeys/ofmkeys/keyset"
 	"github.com/ofmkeys/ofmkeys/keystore"
 	"github.com/ofmkeys/ofmkeys/pki"
+	"github.com/ofmkeys/ofmkeys/rotation"
 )
 
 // Exit codes (documented in the app description and the README).
@@ -67,6 +68,10 @@ func classify(err error) (int, string) {
 		return exitStore, "restore the named document from a backup; ofmkeys changed nothing"
 	case errors.Is(err, keyset.ErrIntegrity):
 		return exitStore, "a key the keyset names is missing or damaged: restore the store from a backup (ofmkeys never silently makes a replacement)"
+	case errors.Is(err, keystore.ErrConflict):
+		return exitFailure, "another writer (a running daemon, another operator) changed the keyset at the same moment: run the command again; `ofmkeys plan` shows where things stand"
+	case errors.Is(err, rotation.ErrLeaseHeld):
+		return exitFailure, "a running `ofmkeys serve` rotates this keyset already; operator actions (rotate, confirm, rollback) work alongside it"
 	case errors.Is(err, keyset.ErrNoKeyset):
 		return exitFailure, "create one with `ofmkeys init --dc-id ID --client-id ID --org NAME`, or choose another with --dc-id / --store"
 	case errors.Is(err, keyset.ErrExists):

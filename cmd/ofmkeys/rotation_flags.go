@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ofmkeys/ofmkeys/keyset"
 	"github.com/ofmkeys/ofmkeys/keystore"
 	"github.com/ofmkeys/ofmkeys/rotation"
 )
@@ -140,4 +142,17 @@ func printSteps(c *cli.Context, steps []rotation.Step) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", when, s.Purpose, s.Action, s.Kid, s.Reason, detail)
 	}
 	w.Flush()
+}
+
+// withEngine runs fn with the selected keyset and a rotation engine, and
+// gives the rotation lease back when it is done.
+func withEngine(c *cli.Context, what string, fn func(ctx context.Context, e *rotation.Engine) error) error {
+	return withKeyset(c, func(ctx context.Context, s keystore.Store, ks *keyset.Keyset) error {
+		e, err := newEngine(c, s, ks.DCID, what)
+		if err != nil {
+			return err
+		}
+		defer e.Release(context.WithoutCancel(ctx))
+		return fn(ctx, e)
+	})
 }
