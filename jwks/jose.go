@@ -79,7 +79,7 @@ func Verify(jws string, detached []byte, set *jose.JSONWebKeySet) (*Verified, er
 		if strings.Contains(jws, "..") {
 			return nil, fmt.Errorf("%w: the payload is detached: give it with --payload", ErrVerify)
 		}
-		obj, err = jose.ParseSigned(jws, []jose.SignatureAlgorithm{SigAlg})
+		obj, err = jose.ParseSignedCompact(jws, []jose.SignatureAlgorithm{SigAlg})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrVerify, err)

@@ -19,7 +19,7 @@ var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$`)
 // through here before they are near a store.
 func CheckSegment(what, s string) error {
 	if !segmentRE.MatchString(s) || strings.Contains(s, "..") {
-		return fmt.Errorf("%w: %s %q: use 1-128 characters of A-Z a-z 0-9 _ - .", ErrInvalidPath, what, s)
+		return fmt.Errorf("%w: %s %q: want 1-128 letters, digits, '_', '-' or '.' (not starting with '.')", ErrInvalidPath, what, s)
 	}
 	return nil
 }

@@ -30,10 +30,6 @@ func (NoProof) Prove(context.Context, *keyset.Keyset, pki.Purpose, *keyset.Versi
 // Clock tells the time.
 type Clock interface{ Now() time.Time }
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // Engine performs due transitions on one DC's keyset. Every transition is
 // one compare-and-set write of the keyset document, taken under the
 // rotation lease; a lost race is a reload and a re-check, never a double

@@ -69,9 +69,9 @@ type target struct {
 }
 
 type result struct {
-	rps           float64
-	avg, p99      string
-	non2xx, total int
+	rps      float64
+	avg, p99 string
+	non2xx   int
 }
 
 func run(bin string, duration time.Duration, conns, rounds int) error {
