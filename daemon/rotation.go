@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/ofmkeys/ofmkeys/keyset"
 	"github.com/ofmkeys/ofmkeys/pki"
 	"github.com/ofmkeys/ofmkeys/rotation"
 )
@@ -142,28 +141,11 @@ func (s *Server) rotationPass(ctx context.Context, engine *rotation.Engine) (nex
 		poke(s.proofNow)
 		s.observe(Event{Kind: EventRotation, Steps: len(res.Done)})
 	}
-	s.recordPlan(ctx, engine)
+	if res.NextByPurpose != nil {
+		s.st.mu.Lock()
+		s.st.rotation.next = res.NextByPurpose
+		s.st.mu.Unlock()
+	}
 	failed = len(res.Failed) > 0 || (err != nil && !errors.Is(err, rotation.ErrLeaseHeld))
 	return res.Next, failed
-}
-
-// recordPlan keeps each purpose's next transition for the metrics.
-func (s *Server) recordPlan(ctx context.Context, engine *rotation.Engine) {
-	ks, _, err := keyset.Load(ctx, s.store, engine.DCID)
-	if err != nil {
-		return
-	}
-	next := map[pki.Purpose]time.Time{}
-	now := s.clock.Now()
-	for _, st := range rotation.Plan(ks, now, engine.Policy) {
-		if st.At.IsZero() || st.Manual || st.Problem != "" {
-			continue
-		}
-		if t, ok := next[st.Purpose]; !ok || st.At.Before(t) {
-			next[st.Purpose] = st.At
-		}
-	}
-	s.st.mu.Lock()
-	s.st.rotation.next = next
-	s.st.mu.Unlock()
 }

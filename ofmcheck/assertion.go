@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -82,7 +83,7 @@ func CheckClientAssertion(token string, keys *jose.JSONWebKeySet, r AssertionRul
 	switch {
 	case c.Iss != r.ClientID || c.Sub != r.ClientID:
 		return nil, fmt.Errorf("%w: iss %q and sub %q must both be the client_id %q", ErrAssertion, c.Iss, c.Sub, r.ClientID)
-	case !contains(r.Audiences, c.Aud):
+	case !slices.Contains(r.Audiences, c.Aud):
 		return nil, fmt.Errorf("%w: aud %q is not one of %q", ErrAssertion, c.Aud, r.Audiences)
 	case c.Exp <= now:
 		return nil, fmt.Errorf("%w: expired at %d (now %d)", ErrAssertion, c.Exp, now)
@@ -97,13 +98,4 @@ func CheckClientAssertion(token string, keys *jose.JSONWebKeySet, r AssertionRul
 		return nil, fmt.Errorf("%w: %s", ErrReplay, c.Jti)
 	}
 	return &c, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

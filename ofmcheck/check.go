@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -209,7 +210,7 @@ func (r *run) discovery(ctx context.Context, s *Step) error {
 		return fmt.Errorf("issuer %q is not the configured %q", r.disc.Issuer, r.env.Issuer)
 	case !r.disc.Bound:
 		return errors.New("the platform does not bind tokens to certificates")
-	case !contains(r.disc.PKCEMethods, "S256"):
+	case !slices.Contains(r.disc.PKCEMethods, "S256"):
 		return errors.New("the platform does not offer PKCE S256")
 	case r.disc.PAR == "" || r.disc.Token == "" || r.disc.Authorization == "" || r.disc.JWKSURI == "":
 		return errors.New("the discovery document lacks an endpoint")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -104,7 +105,7 @@ func CheckRequestObject(token string, keys *jose.JSONWebKeySet, r JARRules) (*Re
 		return nil, bad("valid for %d s; at most an hour", ro.Exp-ro.Nbf)
 	case ro.ResponseType != "code":
 		return nil, bad("response_type %q; OFM uses code", ro.ResponseType)
-	case !contains(r.RedirectURIs, ro.RedirectURI):
+	case !slices.Contains(r.RedirectURIs, ro.RedirectURI):
 		return nil, bad("redirect_uri %q is not registered", ro.RedirectURI)
 	case ro.State == "" || ro.Nonce == "":
 		return nil, bad("state and nonce are required")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ func audienceHas(raw json.RawMessage, want string) bool {
 	}
 	var many []string
 	if json.Unmarshal(raw, &many) == nil {
-		return contains(many, want)
+		return slices.Contains(many, want)
 	}
 	return false
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -173,7 +174,7 @@ func VerifyXSignature(sig string, req Request, keys *jose.JSONWebKeySet, r XSigR
 			return bad("jti %q is not the x-fapi-interaction-id %q", c.Jti, req.InteractionID)
 		case c.URL != req.base():
 			return bad("url %q is not the request's %q", c.URL, req.base())
-		case !mapsEqual(c.Qpm, req.qpm()):
+		case !maps.Equal(c.Qpm, req.qpm()):
 			return bad("qpm %v does not match the query %v", c.Qpm, req.qpm())
 		}
 		return nil
@@ -193,18 +194,6 @@ func VerifyXSignature(sig string, req Request, keys *jose.JSONWebKeySet, r XSigR
 		return nil
 	}
 	return bad("unknown profile %q", r.Profile)
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
 }
 
 // verifyDetached applies the exact rule for the detached profile:

@@ -97,6 +97,8 @@ type Result struct {
 	Done []Step `json:"done"`
 	// Next is when the next automatic transition is due (zero: none).
 	Next time.Time `json:"next,omitzero"`
+	// NextByPurpose is the same per purpose (for metrics).
+	NextByPurpose map[pki.Purpose]time.Time `json:"next_by_purpose,omitempty"`
 	// Failed are the purposes whose step failed, with why.
 	Failed map[pki.Purpose]string `json:"failed,omitempty"`
 }
@@ -113,6 +115,7 @@ const maxSteps = 24
 func (e *Engine) Reconcile(ctx context.Context) (Result, error) {
 	res := Result{Failed: map[pki.Purpose]string{}}
 	pol := e.policy()
+	checked := map[string]string{} // active kid → why its key is unusable ("" fine): loaded once per pass
 	for range maxSteps {
 		if err := e.Acquire(ctx); err != nil {
 			return res, err
@@ -123,14 +126,27 @@ func (e *Engine) Reconcile(ctx context.Context) (Result, error) {
 		}
 		now := e.now()
 		var step *Step
-		for _, s := range e.due(ks, now, pol, e.brokenKeys(ctx, ks)) {
+		for _, s := range e.due(ks, now, pol, e.brokenKeys(ctx, ks, checked)) {
 			if _, failed := res.Failed[s.Purpose]; !failed {
 				step = &s
 				break
 			}
 		}
 		if step == nil {
-			res.Next = Earliest(Plan(ks, now, pol), now)
+			plan := Plan(ks, now, pol)
+			res.Next = Earliest(plan, now)
+			res.NextByPurpose = map[pki.Purpose]time.Time{}
+			for _, p := range pki.Purposes {
+				var mine []Step
+				for _, st := range plan {
+					if st.Purpose == p {
+						mine = append(mine, st)
+					}
+				}
+				if t := Earliest(mine, now); !t.IsZero() {
+					res.NextByPurpose[p] = t
+				}
+			}
 			return res, nil
 		}
 		err = e.apply(ctx, ks, version, *step, now)
@@ -169,14 +185,23 @@ func (e *Engine) due(ks *keyset.Keyset, now time.Time, pol Policy, broken map[pk
 // brokenKeys loads each active private key and names the purposes whose
 // key is missing or does not match its certificate: those rotate to a new
 // key (the broken one is kept, never silently replaced in place).
-func (e *Engine) brokenKeys(ctx context.Context, ks *keyset.Keyset) map[pki.Purpose]string {
+func (e *Engine) brokenKeys(ctx context.Context, ks *keyset.Keyset, checked map[string]string) map[pki.Purpose]string {
 	broken := map[pki.Purpose]string{}
 	for _, p := range pki.Purposes {
-		if v := ks.Active(p); v != nil {
+		v := ks.Active(p)
+		if v == nil {
+			continue
+		}
+		why, seen := checked[v.Kid]
+		if !seen {
 			if _, _, err := keyset.LoadKey(ctx, e.Store, ks.DCID, v); errors.Is(err, keyset.ErrIntegrity) {
-				broken[p] = err.Error()
+				why = err.Error()
 				e.log().Error("an active key is unusable; rotating to a new one", "purpose", p, "kid", v.Kid, "err", err)
 			}
+			checked[v.Kid] = why
+		}
+		if why != "" {
+			broken[p] = why
 		}
 	}
 	return broken

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -26,7 +27,7 @@ func applyConfig(flags []cli.Flag) cli.BeforeFunc {
 			return configError{err}
 		}
 		known := allFlagNames(c.App)
-		for _, k := range slices.Sorted(mapKeys(values)) {
+		for _, k := range slices.Sorted(maps.Keys(values)) {
 			if !known[k] {
 				return configError{fmt.Errorf("config %s: unknown setting %q (settings are flag names, e.g. dc-id, store, vault-mount)", path, k)}
 			}
@@ -60,16 +61,6 @@ const fromFileKey = "ofmkeys/from-config-file"
 func setByFile(c *cli.Context, name string) bool {
 	m, _ := c.App.Metadata[fromFileKey].(map[string]bool)
 	return m[name]
-}
-
-func mapKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // readConfig reads a flat YAML mapping of flag names to scalars.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func (s *Server) authenticate(r *http.Request) (*Client, string, error) {
 	if c == nil {
 		return nil, "", fmt.Errorf("unknown client_id")
 	}
-	if !contains(c.Transport, tp) {
+	if !slices.Contains(c.Transport, tp) {
 		return nil, "", fmt.Errorf("the client certificate %s is not registered for this client", tp)
 	}
 	if r.PostForm.Get("client_assertion_type") != ofmcheck.ClientAssertionType {
@@ -290,13 +291,4 @@ func (s *Server) dataResponse(c *Client, to *rsaPublicKey, jti string, now time.
 	claims, _ := json.Marshal(map[string]any{"iss": "Paynet OFP", "aud": c.DCID, "iat": now.Unix(), "nbf": now.Unix(),
 		"exp": now.Add(5 * time.Minute).Unix(), "jti": jti, "data": jwe})
 	return jwks.Sign(s.platform, PlatformKid, claims, false)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

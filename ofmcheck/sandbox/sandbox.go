@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -233,7 +234,7 @@ func kidOf(token string) string {
 func (s *Server) AddTransport(clientID, x5tS256 string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c := s.clients[clientID]; c != nil && !contains(c.Transport, x5tS256) {
+	if c := s.clients[clientID]; c != nil && !slices.Contains(c.Transport, x5tS256) {
 		c.Transport = append(c.Transport, x5tS256)
 	}
 }
