@@ -28,7 +28,9 @@ type Cache struct {
 	mu      sync.Mutex
 	set     *jose.JSONWebKeySet
 	fetched time.Time
-	fetches int
+	// refetched is when an unknown kid last caused a fetch.
+	refetched time.Time
+	fetches   int
 }
 
 func (c *Cache) now() time.Time {
@@ -54,8 +56,8 @@ func (c *Cache) Keys(ctx context.Context) (*jose.JSONWebKeySet, error) {
 
 // Lookup returns the keys with kid, refetching once (rate-limited) when
 // the cached JWKS has none: a peer's new key is found without waiting for
-// the TTL, and a flood of unknown kids costs at most one fetch per
-// MinRefresh.
+// the TTL, even just after a regular fetch, and a flood of unknown kids
+// costs at most one fetch per MinRefresh.
 func (c *Cache) Lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
 	set, err := c.Keys(ctx)
 	if err != nil {
@@ -70,7 +72,8 @@ func (c *Cache) Lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, erro
 	if min == 0 {
 		min = time.Minute
 	}
-	if c.now().Sub(c.fetched) >= min {
+	if c.refetched.IsZero() || c.now().Sub(c.refetched) >= min {
+		c.refetched = c.now()
 		if _, err := c.fetchLocked(ctx); err != nil {
 			return nil, err
 		}

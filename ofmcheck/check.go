@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/ofmkeys/ofmkeys/jwks"
 )
 
@@ -37,6 +35,18 @@ type Env struct {
 	// AssertionAudience is the client assertion's aud; empty means the
 	// issuer (every OFM sample), else e.g. the token endpoint.
 	AssertionAudience string
+	// Timeout bounds each call; zero means OFM's 5-second synchronous
+	// timeout.
+	Timeout time.Duration
+	// Authorize, when set, gets the user's consent out of band: it is
+	// given the authorize URL and returns the URL the user was redirected
+	// to (PayNet's sandbox, where a person logs in at the DP). Nil means
+	// the platform approves on its own (the local sandbox) and the check
+	// follows the redirect itself.
+	Authorize func(ctx context.Context, authorizeURL string) (redirected string, err error)
+	// AwaitEvent, when set, waits for the consent webhook event that the
+	// revocation causes (the DC's receiver); nil skips that step.
+	AwaitEvent func(ctx context.Context, consentID, status string) (ConsentEvent, error)
 }
 
 // Credentials are the DC's keys for the check.
@@ -57,6 +67,9 @@ type Step struct {
 	InteractionID string        `json:"interaction_id,omitempty"`
 	Detail        string        `json:"detail,omitempty"`
 	Error         string        `json:"error,omitempty"`
+	// Skipped steps pass: their precondition (a webhook receiver) is not
+	// configured.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // Report is a whole check.
@@ -89,32 +102,40 @@ type run struct {
 	tls      *http.Client // mTLS, no redirects followed
 	plain    *http.Client // TLS without a client certificate (discovery)
 	disc     discoveryDoc
-	platform *jose.JSONWebKeySet
+	platform *jwks.Cache
 	pkce     PKCE
 	state    string
 	reqURI   string
 	code     string
 	access   string
 	refresh  string
+	consent  string
+	account  string
+	service  string // a client_credentials token
 }
 
-// Check runs the DC's OFM flow with the given keys: discovery, the
-// platform's JWKS, PAR with a signed request object and private_key_jwt over
-// mutual TLS, authorize, the token exchange, a signed data call whose
-// answer is verified and decrypted, and a refresh. It stops at the first
-// failing step; every step reports its time, the key used and the
-// interaction id.
+// Check runs the DC's OFM flow with the given keys (DESIGN.md's end-to-end
+// proof): discovery, the platform's JWKS, PAR with a signed request object
+// and private_key_jwt over mutual TLS, authorize, the token exchange, a
+// signed data call whose answer is verified and decrypted, every page of a
+// paginated one, a refresh, the providers list and a consent revocation
+// with a client-credentials token, and the webhook event the revocation
+// causes. It stops at the first failing step; every step reports its time,
+// the key used and the interaction id.
 func Check(ctx context.Context, env Env, cred Credentials, now func() time.Time) Report {
 	if now == nil {
 		now = time.Now
+	}
+	if env.Timeout <= 0 {
+		env.Timeout = 5 * time.Second
 	}
 	tlsCfg := &tls.Config{RootCAs: env.Roots, MinVersion: tls.VersionTLS12}
 	mtls := tlsCfg.Clone()
 	mtls.Certificates = []tls.Certificate{cred.Transport}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	r := &run{env: env, cred: cred, now: now,
-		tls:   &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: mtls}, CheckRedirect: noRedirect},
-		plain: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}},
+		tls:   &http.Client{Timeout: env.Timeout, Transport: &http.Transport{TLSClientConfig: mtls}, CheckRedirect: noRedirect},
+		plain: &http.Client{Timeout: env.Timeout, Transport: &http.Transport{TLSClientConfig: tlsCfg}},
 	}
 	defer r.tls.CloseIdleConnections()
 	defer r.plain.CloseIdleConnections()
@@ -129,7 +150,11 @@ func Check(ctx context.Context, env Env, cred Credentials, now func() time.Time)
 		{"authorize", "", r.authorize},
 		{"token", cred.TransportKid, r.exchangeCode},
 		{"data-call", cred.SigningKid, r.dataCall},
+		{"data-pages", cred.SigningKid, r.dataPages},
 		{"refresh", cred.TransportKid, r.refreshToken},
+		{"providers", cred.SigningKid, r.providers},
+		{"consent-revoke", cred.TransportKid, r.revokeConsent},
+		{"webhook", "", r.webhook},
 	}
 	rep := Report{OK: true}
 	start := time.Now()
@@ -222,15 +247,16 @@ func (r *run) discovery(ctx context.Context, s *Step) error {
 	return nil
 }
 
+// platformJWKS reads the platform's keys into a cache that refetches (at
+// most once a minute) when an answer names a kid it lacks: the platform
+// may rotate its key in the middle of a run.
 func (r *run) platformJWKS(ctx context.Context, s *Step) error {
-	body, err := r.get(ctx, r.disc.JWKSURI)
+	r.platform = &jwks.Cache{URL: r.disc.JWKSURI, Client: r.plain, Now: r.now}
+	set, err := r.platform.Keys(ctx)
 	if err != nil {
 		return err
 	}
-	if r.platform, err = jwks.ParseSet(body); err != nil {
-		return err
-	}
-	s.Detail = fmt.Sprintf("%d keys", len(r.platform.Keys))
+	s.Detail = fmt.Sprintf("%d keys", len(set.Keys))
 	return nil
 }
 
@@ -295,16 +321,24 @@ func (r *run) authorize(ctx context.Context, s *Step) error {
 		return err
 	}
 	u.RawQuery = url.Values{"client_id": {r.env.ClientID}, "request_uri": {r.reqURI}}.Encode()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	resp, err := r.tls.Do(req)
-	if err != nil {
-		return err
+	var location string
+	if r.env.Authorize != nil {
+		if location, err = r.env.Authorize(ctx, u.String()); err != nil {
+			return err
+		}
+	} else {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		resp, err := r.tls.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := read(resp)
+		if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
+			return fmt.Errorf("authorize answered HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		location = resp.Header.Get("Location")
 	}
-	body, _ := read(resp)
-	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
-		return fmt.Errorf("authorize answered HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
+	loc, err := url.Parse(location)
 	if err != nil {
 		return fmt.Errorf("authorize redirected to a bad URL: %v", err)
 	}
@@ -321,27 +355,33 @@ func (r *run) authorize(ctx context.Context, s *Step) error {
 	}
 	r.code = q.Get("code")
 	s.Detail = "consent approved"
+	if r.env.Authorize != nil {
+		s.Detail += " by the user"
+	}
 	return nil
 }
 
+// tokenAnswer is what the check reads of a token response.
+type tokenAnswer struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	RefreshToken string `json:"refresh_token"`
+	Details      []struct {
+		ConsentID string   `json:"consent_id"`
+		Accounts  []string `json:"accounts"`
+	} `json:"authorization_details"`
+}
+
 // tokens reads a token answer.
-func (r *run) tokens(resp *http.Response, body []byte) error {
+func tokens(resp *http.Response, body []byte) (*tokenAnswer, error) {
 	if resp.StatusCode != 200 {
-		return oauthFailure(resp.StatusCode, body)
+		return nil, oauthFailure(resp.StatusCode, body)
 	}
-	var t struct {
-		AccessToken  string `json:"access_token"`
-		TokenType    string `json:"token_type"`
-		RefreshToken string `json:"refresh_token"`
-	}
+	var t tokenAnswer
 	if json.Unmarshal(body, &t) != nil || t.AccessToken == "" || !strings.EqualFold(t.TokenType, "Bearer") {
-		return errors.New("the token answer has no Bearer access_token")
+		return nil, errors.New("the token answer has no Bearer access_token")
 	}
-	r.access = t.AccessToken
-	if t.RefreshToken != "" {
-		r.refresh = t.RefreshToken
-	}
-	return nil
+	return &t, nil
 }
 
 func (r *run) exchangeCode(ctx context.Context, s *Step) error {
@@ -350,54 +390,146 @@ func (r *run) exchangeCode(ctx context.Context, s *Step) error {
 	if err != nil {
 		return err
 	}
-	if err := r.tokens(resp, body); err != nil {
+	t, err := tokens(resp, body)
+	if err != nil {
 		return err
 	}
+	r.access, r.refresh = t.AccessToken, t.RefreshToken
+	for _, d := range t.Details {
+		if d.ConsentID != "" {
+			r.consent = d.ConsentID
+			if len(d.Accounts) > 0 {
+				r.account = d.Accounts[0]
+			}
+		}
+	}
 	s.Detail = "certificate-bound access token"
+	if r.consent != "" {
+		s.Detail += " for consent " + r.consent
+	}
 	return nil
 }
 
-func (r *run) dataCall(ctx context.Context, s *Step) error {
-	u, err := url.Parse(r.disc.ResourceServer + "/accounts?page_size=10")
+// signedGet is a resource call: mutual TLS, the bearer token, an
+// x-signature over the URL, the interaction id checked on the way back.
+func (r *run) signedGet(ctx context.Context, rawURL, token string, s *Step) ([]byte, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.InteractionID = NewUUID()
 	signer := XSigner{Key: r.cred.SigningKey, Kid: r.cred.SigningKid, DCID: r.env.DCID, Profile: r.env.Profile}
 	sig, err := signer.Sign(Request{URL: u, InteractionID: s.InteractionID}, r.env.DPID, r.now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	req.Header.Set("Authorization", "Bearer "+r.access)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("x-fapi-interaction-id", s.InteractionID)
 	req.Header.Set("x-signature", sig)
 	req.Header.Set("x-dp-id", r.env.DPID)
 	resp, err := r.tls.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := read(resp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != 200 {
-		return oauthFailure(resp.StatusCode, body)
+		return nil, oauthFailure(resp.StatusCode, body)
 	}
 	if got := resp.Header.Get("x-fapi-interaction-id"); got != s.InteractionID {
-		return fmt.Errorf("the answer's x-fapi-interaction-id %q is not ours", got)
+		return nil, fmt.Errorf("the answer's x-fapi-interaction-id %q is not ours", got)
 	}
-	payload, kid, err := UnwrapResponse(body, r.platform, r.cred.Decryptors, ResponseRules{Audience: r.env.DCID, Now: r.now()})
+	return body, nil
+}
+
+// listPage is one page of a list answer.
+type listPage struct {
+	Data []json.RawMessage `json:"data"`
+	Meta struct {
+		Total int `json:"total"`
+	} `json:"meta"`
+	Next string `json:"next_page_params"`
+}
+
+// dataGet is a data call: signed, and its answer verified (against the
+// platform's keys, refetched once for a kid not yet seen) and decrypted.
+// It returns the plaintext and the DC key that opened it.
+func (r *run) dataGet(ctx context.Context, rawURL string, s *Step) (*listPage, string, error) {
+	body, err := r.signedGet(ctx, rawURL, r.access, s)
+	if err != nil {
+		return nil, "", err
+	}
+	if kid := KidOf(string(body)); kid != "" {
+		r.platform.Lookup(ctx, kid) // a failed lookup leaves the verification to say why
+	}
+	platform, err := r.platform.Keys(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	payload, kid, err := UnwrapResponse(body, platform, r.cred.Decryptors, ResponseRules{Audience: r.env.DCID, Now: r.now()})
+	if err != nil {
+		return nil, "", err
+	}
+	var page listPage
+	if json.Unmarshal(payload, &page) != nil || len(page.Data) == 0 {
+		return nil, "", errors.New("the decrypted answer holds no data")
+	}
+	return &page, kid, nil
+}
+
+func (r *run) dataCall(ctx context.Context, s *Step) error {
+	page, kid, err := r.dataGet(ctx, r.disc.ResourceServer+"/accounts?page_size=10", s)
 	if err != nil {
 		return err
 	}
-	var data struct {
-		Data json.RawMessage `json:"data"`
-	}
-	if json.Unmarshal(payload, &data) != nil || len(data.Data) == 0 {
-		return errors.New("the decrypted answer holds no data")
+	if r.account == "" {
+		var first struct {
+			ID string `json:"account_id"`
+		}
+		json.Unmarshal(page.Data[0], &first)
+		r.account = first.ID
 	}
 	s.Detail = "signed request accepted; answer verified and decrypted with " + kid
+	return nil
+}
+
+// maxPages bounds how far a paginated list is followed.
+const maxPages = 50
+
+// dataPages reads every page of the first account's transactions,
+// following the platform's cursor.
+func (r *run) dataPages(ctx context.Context, s *Step) error {
+	if r.account == "" {
+		return errors.New("the consent covers no account")
+	}
+	base := r.disc.ResourceServer + "/accounts/" + url.PathEscape(r.account) + "/transactions?page_size=25"
+	next, items, pages := "", 0, 0
+	for {
+		u := base
+		if next != "" {
+			u += "&next_page_params=" + url.QueryEscape(next)
+		}
+		page, _, err := r.dataGet(ctx, u, s)
+		if err != nil {
+			return fmt.Errorf("page %d: %w", pages+1, err)
+		}
+		pages++
+		items += len(page.Data)
+		if page.Next == "" {
+			if page.Meta.Total != 0 && items != page.Meta.Total {
+				return fmt.Errorf("%d transactions over %d pages, but the platform counts %d", items, pages, page.Meta.Total)
+			}
+			break
+		}
+		if pages == maxPages {
+			return fmt.Errorf("more than %d pages: the cursor does not advance", maxPages)
+		}
+		next = page.Next
+	}
+	s.Detail = fmt.Sprintf("%d transactions in %d signed, encrypted pages", items, pages)
 	return nil
 }
 
@@ -409,9 +541,112 @@ func (r *run) refreshToken(ctx context.Context, s *Step) error {
 	if err != nil {
 		return err
 	}
-	if err := r.tokens(resp, body); err != nil {
+	t, err := tokens(resp, body)
+	if err != nil {
 		return err
 	}
+	r.access = t.AccessToken
+	if t.RefreshToken != "" {
+		r.refresh = t.RefreshToken
+	}
 	s.Detail = "refreshed"
+	return nil
+}
+
+// providers gets a client-credentials token and reads the whole providers
+// list.
+func (r *run) providers(ctx context.Context, s *Step) error {
+	resp, body, err := r.post(ctx, r.disc.Token, url.Values{"grant_type": {"client_credentials"}, "scope": {"accounts"}}, s)
+	if err != nil {
+		return err
+	}
+	t, err := tokens(resp, body)
+	if err != nil {
+		return fmt.Errorf("client_credentials: %w", err)
+	}
+	r.service = t.AccessToken
+	next, n, pages := "", 0, 0
+	for {
+		u := r.disc.ResourceServer + "/providers?page_size=5"
+		if next != "" {
+			u += "&next_page_params=" + url.QueryEscape(next)
+		}
+		body, err := r.signedGet(ctx, u, r.service, s)
+		if err != nil {
+			return err
+		}
+		var page listPage
+		if err := json.Unmarshal(body, &page); err != nil {
+			return fmt.Errorf("the providers list is not JSON: %v", err)
+		}
+		pages++
+		n += len(page.Data)
+		if page.Next == "" {
+			break
+		}
+		if pages == maxPages {
+			return fmt.Errorf("more than %d pages: the cursor does not advance", maxPages)
+		}
+		next = page.Next
+	}
+	s.Detail = fmt.Sprintf("%d providers in %d pages", n, pages)
+	return nil
+}
+
+// revokeConsent revokes the run's consent with the client-credentials
+// token and checks that the platform says so.
+func (r *run) revokeConsent(ctx context.Context, s *Step) error {
+	if r.consent == "" {
+		return errors.New("the token answer named no consent")
+	}
+	call := func(method, path string) (map[string]any, error) {
+		req, _ := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(r.env.Issuer, "/")+"/consents/"+url.PathEscape(r.consent)+path, nil)
+		req.Header.Set("Authorization", "Bearer "+r.service)
+		s.InteractionID = NewUUID()
+		req.Header.Set("x-fapi-interaction-id", s.InteractionID)
+		resp, err := r.tls.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		body, err := read(resp)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != 200 {
+			return nil, oauthFailure(resp.StatusCode, body)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(body, &out); err != nil {
+			return nil, fmt.Errorf("the consent answer is not JSON: %v", err)
+		}
+		return out, nil
+	}
+	if _, err := call(http.MethodPost, "/revoke"); err != nil {
+		return err
+	}
+	got, err := call(http.MethodGet, "")
+	if err != nil {
+		return err
+	}
+	if got["status"] != "revoked" {
+		return fmt.Errorf("the consent is %v after its revocation", got["status"])
+	}
+	s.Detail = "consent " + r.consent + " revoked"
+	return nil
+}
+
+// webhook waits for the revocation's consent event at the DC's receiver.
+func (r *run) webhook(ctx context.Context, s *Step) error {
+	if r.env.AwaitEvent == nil {
+		s.Skipped, s.Detail = true, "skipped: no webhook receiver is configured"
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.env.Timeout)
+	defer cancel()
+	ev, err := r.env.AwaitEvent(ctx, r.consent, "revoked")
+	if err != nil {
+		return err
+	}
+	s.Detail = "signed " + ev.EventType + " event " + ev.EventID + " received over mutual TLS"
 	return nil
 }

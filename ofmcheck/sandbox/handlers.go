@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ofmkeys/ofmkeys/jwks"
 	"github.com/ofmkeys/ofmkeys/ofmcheck"
 )
 
@@ -25,7 +24,16 @@ func (s *Server) Handler(issuer string) http.Handler {
 	mux.HandleFunc("POST /par", s.pushed)
 	mux.HandleFunc("GET /authorize", s.authorize)
 	mux.HandleFunc("POST /token", s.token)
+	mux.HandleFunc("POST /introspect", s.introspect)
+	mux.HandleFunc("POST /revoke", s.revoke)
+	mux.HandleFunc("GET /userinfo", s.userinfo)
+	mux.HandleFunc("GET /v1/providers", s.providers)
 	mux.HandleFunc("GET /v1/accounts", s.accounts)
+	mux.HandleFunc("GET /v1/accounts/{id}", s.account)
+	mux.HandleFunc("GET /v1/accounts/{id}/balances", s.balances)
+	mux.HandleFunc("GET /v1/accounts/{id}/transactions", s.transactions)
+	mux.HandleFunc("GET /consents/{id}", s.getConsent)
+	mux.HandleFunc("POST /consents/{id}/{action}", s.changeConsent)
 	return http.MaxBytesHandler(mux, 1<<20)
 }
 
@@ -33,7 +41,7 @@ func (s *Server) Handler(issuer string) http.Handler {
 // the issuer URL.
 func (s *Server) Serve(ln net.Listener) (*http.Server, string) {
 	issuer := "https://" + ln.Addr().String()
-	srv := &http.Server{Handler: s.Handler(issuer), TLSConfig: s.TLSConfig(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: s.Handler(issuer), TLSConfig: s.TLSConfig(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quietLog}
 	go srv.ServeTLS(ln, "", "")
 	return srv, issuer
 }
@@ -43,6 +51,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{
 		"issuer": iss, "authorization_endpoint": iss + "/authorize", "token_endpoint": iss + "/token",
 		"pushed_authorization_request_endpoint": iss + "/par", "jwks_uri": iss + "/jwks",
+		"introspection_endpoint": iss + "/introspect", "revocation_endpoint": iss + "/revoke", "userinfo_endpoint": iss + "/userinfo",
 		"token_endpoint_auth_methods_supported":      []string{"private_key_jwt", "tls_client_auth"},
 		"tls_client_certificate_bound_access_tokens": true, "code_challenge_methods_supported": []string{"S256"},
 		"grant_types_supported": []string{"authorization_code", "client_credentials", "refresh_token"},
@@ -51,7 +60,19 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) jwks(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, s.PlatformJWKS()) }
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.jwksHits++
+	s.mu.Unlock()
+	writeJSON(w, 200, s.PlatformJWKS())
+}
+
+// JWKSHits counts the fetches of the platform's JWKS.
+func (s *Server) JWKSHits() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jwksHits
+}
 
 func oauthError(w http.ResponseWriter, code int, kind, desc string) {
 	writeJSON(w, code, map[string]string{"error": kind, "error_description": desc})
@@ -84,10 +105,13 @@ func (s *Server) authenticate(r *http.Request) (*Client, string, error) {
 	if !slices.Contains(c.Transport, tp) {
 		return nil, "", fmt.Errorf("the client certificate %s is not registered for this client", tp)
 	}
+	if r.PostForm.Get("client_assertion") == "" && c.TLSClientAuth {
+		return c, tp, nil // tls_client_auth: the registered certificate is the credential
+	}
 	if r.PostForm.Get("client_assertion_type") != ofmcheck.ClientAssertionType {
 		return nil, "", fmt.Errorf("client_assertion_type must be %s", ofmcheck.ClientAssertionType)
 	}
-	keys, err := c.keys(r.Context(), kidOf(r.PostForm.Get("client_assertion")))
+	keys, err := c.keys(r.Context(), ofmcheck.KidOf(r.PostForm.Get("client_assertion")))
 	if err != nil {
 		return nil, "", fmt.Errorf("the client's JWKS: %v", err)
 	}
@@ -115,7 +139,7 @@ func (s *Server) pushed(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, 401, "invalid_client", err.Error())
 		return
 	}
-	keys, err := c.keys(r.Context(), kidOf(r.PostForm.Get("request")))
+	keys, err := c.keys(r.Context(), ofmcheck.KidOf(r.PostForm.Get("request")))
 	if err != nil {
 		oauthError(w, 400, "invalid_client", "the client's JWKS: "+err.Error())
 		return
@@ -145,9 +169,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown, used or expired request_uri", 400)
 		return
 	}
-	code := randomToken()
+	code, consentID := randomToken(), ofmcheck.NewUUID()
+	dp := ""
+	if len(p.ro.AuthorizationDetails) > 0 {
+		dp = p.ro.AuthorizationDetails[0].Consent.DPID
+	}
 	s.mu.Lock()
-	s.codes[code] = grant{clientID: p.clientID, consentID: ofmcheck.NewUUID(), scope: p.ro.Scope, redirect: p.ro.RedirectURI,
+	s.consents[consentID] = &consent{id: consentID, clientID: p.clientID, dpID: dp, status: "authorized", accounts: testAccounts, updated: s.clock.Now()}
+	s.codes[code] = grant{clientID: p.clientID, consentID: consentID, scope: p.ro.Scope, redirect: p.ro.RedirectURI,
 		challenge: p.ro.CodeChallenge, expires: s.clock.Now().Add(CodeTTL)}
 	s.mu.Unlock()
 	loc, _ := url.Parse(p.ro.RedirectURI)
@@ -195,7 +224,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		g = rg
 	case "client_credentials":
-		g = grant{clientID: c.ClientID, scope: r.PostForm.Get("scope")}
+		if !slices.Contains(strings.Fields(r.PostForm.Get("scope")), "accounts") {
+			oauthError(w, 400, "invalid_scope", "client_credentials tokens are for scope accounts")
+			return
+		}
+		g = grant{clientID: c.ClientID, scope: "accounts"}
 	default:
 		oauthError(w, 400, "unsupported_grant_type", "authorization_code, refresh_token or client_credentials")
 		return
@@ -212,83 +245,79 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		s.refresh[rt] = g
 		resp["refresh_token"] = rt
-		resp["authorization_details"] = []map[string]any{{"type": ofmcheck.ConsentType, "consent_id": g.consentID, "status": "authorized"}}
+		resp["authorization_details"] = []map[string]any{{"type": ofmcheck.ConsentType, "consent_id": g.consentID, "status": "authorized", "accounts": testAccounts}}
 	}
 	s.mu.Unlock()
 	writeJSON(w, 200, resp)
 }
 
-// accounts is a data call: a bound token, a valid x-signature, and an
-// answer signed by the platform and encrypted to the DC.
-func (s *Server) accounts(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		oauthError(w, 401, "invalid_client", "a client certificate is required")
+// introspect is RFC 7662 for the client's own tokens.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	c, _, err := s.authenticate(r)
+	if err != nil {
+		oauthError(w, 401, "invalid_client", err.Error())
 		return
 	}
-	at, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok := r.PostForm.Get("token")
 	s.mu.Lock()
-	g, known := s.access[at]
-	c := s.clients[g.clientID]
+	g, ok := s.access[tok]
+	if !ok {
+		g, ok = s.refresh[tok]
+	}
 	s.mu.Unlock()
-	now := s.clock.Now()
-	switch {
-	case !ok || !known || now.After(g.expires):
-		oauthError(w, 401, "invalid_token", "unknown or expired access token")
-		return
-	case g.thumbprint != thumbprint(r.TLS.PeerCertificates[0].Raw) || s.switchNow() == OtherCertificate:
-		oauthError(w, 401, "invalid_token", "the token is bound to another certificate (cnf.x5t#S256)")
+	if !ok || g.clientID != c.ClientID || (!g.expires.IsZero() && s.clock.Now().After(g.expires) && s.isAccess(tok)) {
+		writeJSON(w, 200, map[string]any{"active": false})
 		return
 	}
-	keys, err := c.keys(r.Context(), kidOf(r.Header.Get("x-signature")))
-	if err != nil {
-		oauthError(w, 500, "server_error", "the client's JWKS cannot be read")
-		return
+	out := map[string]any{"active": true, "client_id": g.clientID, "scope": g.scope, "token_type": "Bearer",
+		"cnf": map[string]string{"x5t#S256": g.thumbprint}}
+	if s.isAccess(tok) {
+		out["exp"] = g.expires.Unix()
 	}
-	u := *r.URL
-	u.Scheme, u.Host = "https", r.Host
-	req := ofmcheck.Request{URL: &u, InteractionID: r.Header.Get("x-fapi-interaction-id")}
-	if err := ofmcheck.VerifyXSignature(r.Header.Get("x-signature"), req, keys, ofmcheck.XSigRules{Profile: c.Profile, DCID: c.DCID, DPID: r.Header.Get("x-dp-id"), Now: now}); err != nil {
-		oauthError(w, 400, "invalid_request", err.Error())
-		return
+	if g.consentID != "" {
+		out["consent_id"] = g.consentID
 	}
-	var encTo *rsaPublicKey
-	for _, k := range keys.Keys {
-		if pub, ok := k.Key.(*rsaPublicKey); ok && k.Use == "enc" {
-			encTo = pub // peers encrypt to the first enc key they find
-			break
-		}
-	}
-	if encTo == nil {
-		oauthError(w, 400, "invalid_client", "the client's JWKS has no encryption key")
-		return
-	}
-	body, err := s.dataResponse(c, encTo, req.InteractionID, now)
-	if sw := s.switchNow(); sw != Behave && sw != OtherCertificate {
-		body, err = s.misbehaveAnswer(sw, c, encTo, req.InteractionID, now)
-	}
-	if err != nil {
-		oauthError(w, 500, "server_error", "cannot build the response")
-		return
-	}
-	w.Header().Set("Content-Type", "application/jose")
-	w.Header().Set("x-fapi-interaction-id", req.InteractionID)
-	w.WriteHeader(200)
-	w.Write([]byte(body))
+	writeJSON(w, 200, out)
 }
 
-// dataResponse is OFM-SPEC §5's answer: the data signed by the provider,
-// encrypted to the DC, the JWE carried in claims signed by the platform.
-func (s *Server) dataResponse(c *Client, to *rsaPublicKey, jti string, now time.Time) (string, error) {
-	data, _ := json.Marshal(map[string]any{"data": []map[string]any{{"account_id": "1234567890", "currency": "MYR", "balance": "1520.30"}}})
-	inner, err := jwks.Sign(s.platform, PlatformKid, data, false)
+func (s *Server) isAccess(tok string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.access[tok]
+	return ok
+}
+
+// revoke is RFC 7009: the token (access or refresh) stops working; unknown
+// tokens are answered 200 too.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	c, _, err := s.authenticate(r)
 	if err != nil {
-		return "", err
+		oauthError(w, 401, "invalid_client", err.Error())
+		return
 	}
-	jwe, err := jwks.Encrypt(to, "", []byte(inner))
-	if err != nil {
-		return "", err
+	tok := r.PostForm.Get("token")
+	s.mu.Lock()
+	if g, ok := s.access[tok]; ok && g.clientID == c.ClientID {
+		delete(s.access, tok)
 	}
-	claims, _ := json.Marshal(map[string]any{"iss": "Paynet OFP", "aud": c.DCID, "iat": now.Unix(), "nbf": now.Unix(),
-		"exp": now.Add(5 * time.Minute).Unix(), "jti": jti, "data": jwe})
-	return jwks.Sign(s.platform, PlatformKid, claims, false)
+	if g, ok := s.refresh[tok]; ok && g.clientID == c.ClientID {
+		delete(s.refresh, tok)
+	}
+	s.mu.Unlock()
+	w.WriteHeader(200)
+}
+
+// userinfo answers the test user's claims for a consent's token.
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
+	g, _, e := s.bearer(r)
+	if e != nil {
+		e.write(w)
+		return
+	}
+	if g.consentID == "" || !slices.Contains(strings.Fields(g.scope), "openid") {
+		oauthError(w, 403, "insufficient_scope", "userinfo needs a token of a consent granted with scope openid")
+		return
+	}
+	writeJSON(w, 200, map[string]any{"sub": g.consentID, "name": TestUser, "email": "test.user@example.my", "id_type": "NRIC",
+		"hashed_id_number": "c2FuZGJveC10ZXN0LXVzZXI"})
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // signRS256 signs with RS256, which OFM does not allow (a negative case).
-func signRS256(key *rsa.PrivateKey, payload []byte) (string, error) {
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", PlatformKid))
+func signRS256(key *rsa.PrivateKey, kid string, payload []byte) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", kid))
 	if err != nil {
 		return "", err
 	}

@@ -1,12 +1,15 @@
 // Package sandbox is a local OFM platform (authorization server, resource
-// server and a test data provider) that enforces PayNet's rules as
-// OFM-SPEC.md describes them, over TLS with client-certificate
-// authentication, so that the DC's whole flow runs on one machine:
-// discovery, PAR with a signed request object, authorize (auto-approved),
-// token (authorization_code, refresh_token, client_credentials) with
-// private_key_jwt and certificate-bound tokens, and data calls checked for
-// the binding and the x-signature, answered JWE-in-JWS to the DC's
-// encryption key.
+// server, test data providers and the consent webhook sender) that enforces
+// PayNet's rules as OFM-SPEC.md describes them, over TLS with
+// client-certificate authentication, so that the DC's whole flow runs on
+// one machine: discovery, PAR with a signed request object, authorize
+// (auto-approved for the test user), token (authorization_code,
+// refresh_token, client_credentials) with private_key_jwt or
+// tls_client_auth and certificate-bound tokens, introspection, revocation,
+// userinfo, the providers list, consent management, and data calls checked
+// for the binding and the x-signature, answered JWE-in-JWS to the DC's
+// encryption key with cursor pagination. Consent changes are posted, signed,
+// over mutual TLS to the client's webhook.
 package sandbox
 
 import (
@@ -18,12 +21,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math/big"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,12 @@ type Client struct {
 	RedirectURIs []string
 	// Profile is the x-signature profile the DC uses.
 	Profile ofmcheck.XSigProfile
+	// WebhookURL, when set, is where consent events are posted (the DC's
+	// base URL: events go to WebhookURL + /consents/events).
+	WebhookURL string
+	// TLSClientAuth lets the client authenticate by its registered
+	// certificate alone (tls_client_auth) when it sends no assertion.
+	TLSClientAuth bool
 
 	cache *jwks.Cache
 }
@@ -81,12 +88,18 @@ func (realClock) Now() time.Time { return time.Now() }
 
 // Server is the sandbox OFP.
 type Server struct {
-	clock    Clock
-	platform *rsa.PrivateKey
-	caCert   *x509.Certificate
-	caKey    *rsa.PrivateKey
-	tlsCert  tls.Certificate
-	issuer   string
+	clock Clock
+	// WebhookRoots are the CAs a DC's webhook server may chain to; New sets
+	// the sandbox's own CA (IssueServerCertificate makes such certificates).
+	WebhookRoots *x509.CertPool
+	// WebhookRetries is how many times a failed delivery is retried; New
+	// sets 3.
+	WebhookRetries int
+
+	caCert  *x509.Certificate
+	caKey   *rsa.PrivateKey
+	tlsCert tls.Certificate
+	issuer  string
 
 	mu      sync.Mutex
 	clients map[string]*Client
@@ -97,6 +110,26 @@ type Server struct {
 	jtis    map[string]time.Time
 
 	misbehave Switch
+	jwksHits  int
+	// signing holds the platform's keys, the one signing now first.
+	signing     []platformKey
+	consents    map[string]*consent
+	cursorKey   []byte
+	webhookCert tls.Certificate
+	delivered   []Delivery
+	sending     sync.WaitGroup
+}
+
+type platformKey struct {
+	kid string
+	key *rsa.PrivateKey
+}
+
+// consent is a consent's record at the platform.
+type consent struct {
+	id, clientID, dpID, status string
+	accounts                   []string
+	updated                    time.Time
 }
 
 type parEntry struct {
@@ -123,7 +156,7 @@ const (
 	PARTTL    = 90 * time.Second
 )
 
-// PlatformKid is the kid of the sandbox's signing key.
+// PlatformKid is the kid of the sandbox's first signing key.
 const PlatformKid = "sandbox-ofp-1"
 
 // New makes a sandbox with its own CA, server certificate (127.0.0.1 and
@@ -133,11 +166,13 @@ func New(clock Clock) (*Server, error) {
 		clock = realClock{}
 	}
 	s := &Server{clock: clock, clients: map[string]*Client{}, par: map[string]parEntry{}, codes: map[string]grant{},
-		access: map[string]grant{}, refresh: map[string]grant{}, jtis: map[string]time.Time{}}
-	var err error
-	if s.platform, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		access: map[string]grant{}, refresh: map[string]grant{}, jtis: map[string]time.Time{}, consents: map[string]*consent{},
+		cursorKey: []byte(randomToken()), WebhookRetries: 3}
+	platform, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
 		return nil, err
 	}
+	s.signing = []platformKey{{PlatformKid, platform}}
 	if s.caKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		return nil, err
 	}
@@ -149,20 +184,45 @@ func New(clock Clock) (*Server, error) {
 		return nil, err
 	}
 	s.caCert, _ = x509.ParseCertificate(der)
-	srvKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
+	if s.tlsCert, err = s.issue("localhost", x509.ExtKeyUsageServerAuth, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
 		return nil, err
 	}
-	srvTmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, s.caCert, &srvKey.PublicKey, s.caKey)
-	if err != nil {
+	// The platform's client certificate for webhook deliveries.
+	if s.webhookCert, err = s.issue("Paynet OFP webhook", x509.ExtKeyUsageClientAuth, nil, nil); err != nil {
 		return nil, err
 	}
-	s.tlsCert = tls.Certificate{Certificate: [][]byte{srvDER, der}, PrivateKey: srvKey}
+	s.WebhookRoots = x509.NewCertPool()
+	s.WebhookRoots.AddCert(s.caCert)
 	return s, nil
 }
+
+// issue makes a certificate signed by the sandbox CA.
+func (s *Server) issue(cn string, eku x509.ExtKeyUsage, dns []string, ips []net.IP) (tls.Certificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := s.clock.Now()
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: cn}, DNSNames: dns, IPAddresses: ips,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{eku}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.caCert, &key.PublicKey, s.caKey)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der, s.caCert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// IssueServerCertificate makes a TLS server certificate for loopback
+// (127.0.0.1 and localhost) signed by the sandbox CA: a local DC's webhook
+// listener uses it, so that the sandbox's deliveries trust it.
+func (s *Server) IssueServerCertificate() (tls.Certificate, error) {
+	return s.issue("localhost", x509.ExtKeyUsageServerAuth, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+// Close waits for webhook deliveries in flight.
+func (s *Server) Close() { s.sending.Wait() }
 
 func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
@@ -183,9 +243,45 @@ func (s *Server) Register(c Client) {
 	s.clients[c.ClientID] = &cc
 }
 
-// PlatformJWKS is the sandbox's public JWKS.
+// PlatformJWKS is the sandbox's public JWKS: every signing key it holds.
 func (s *Server) PlatformJWKS() *jose.JSONWebKeySet {
-	return &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &s.platform.PublicKey, KeyID: PlatformKid, Use: "sig", Algorithm: "PS256"}}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := &jose.JSONWebKeySet{}
+	for _, k := range s.signing {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.key.PublicKey, KeyID: k.kid, Use: "sig", Algorithm: "PS256"})
+	}
+	return set
+}
+
+// RotatePlatformKey makes a new platform signing key, signs with it from
+// now on and keeps the previous ones published (as PayNet does in a
+// rotation). It returns the new kid.
+func (s *Server) RotatePlatformKey() (string, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kid := fmt.Sprintf("sandbox-ofp-%d", len(s.signing)+1)
+	s.signing = append([]platformKey{{kid, key}}, s.signing...)
+	return kid, nil
+}
+
+// sign signs a payload with the platform's current key.
+func (s *Server) sign(payload []byte) (string, error) {
+	s.mu.Lock()
+	k := s.signing[0]
+	s.mu.Unlock()
+	return jwks.Sign(k.key, k.kid, payload, false)
+}
+
+// signingKey is the platform's current key.
+func (s *Server) signingKey() platformKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.signing[0]
 }
 
 // TLSConfig is the listener's TLS: client certificates are asked for (any
@@ -207,26 +303,6 @@ func randomToken() string {
 		panic(fmt.Sprintf("sandbox: crypto/rand: %v", err))
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// kidOf reads the kid of a compact JWS header without trusting anything
-// else in it (it is only a cache hint; verification checks everything).
-func kidOf(token string) string {
-	head, _, ok := strings.Cut(token, ".")
-	if !ok {
-		return ""
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil {
-		return ""
-	}
-	var h struct {
-		Kid string `json:"kid"`
-	}
-	if json.Unmarshal(raw, &h) != nil || !jwks.ValidKid(h.Kid) {
-		return ""
-	}
-	return h.Kid
 }
 
 // AddTransport registers another transport certificate for a client (the

@@ -71,22 +71,45 @@ func register(sb *sandbox.Server, ks *keyset.Keyset, transport string, profile o
 		JWKS: func() (*jose.JSONWebKeySet, error) { return jwks.Build(ks, jwks.Options{}) }})
 }
 
+// withReceiver registers the client with a webhook receiver on loopback
+// and returns the receiver and the env that awaits its events.
+func withReceiver(t testing.TB, sb *sandbox.Server, ks *keyset.Keyset, env ofmcheck.Env) (*ofmcheck.Receiver, ofmcheck.Env) {
+	t.Helper()
+	rc := &ofmcheck.Receiver{DCID: dcID}
+	base, stop, err := sb.LocalReceiver(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close(); stop() })
+	sb.Register(sandbox.Client{ClientID: clientID, DCID: dcID, RedirectURIs: []string{redirect}, Transport: []string{ks.Active(pki.Transport).Kid},
+		Profile: env.Profile, WebhookURL: base, JWKS: func() (*jose.JSONWebKeySet, error) { return jwks.Build(ks, jwks.Options{}) }})
+	env.AwaitEvent = rc.Await
+	return rc, env
+}
+
 func TestTheWholeFlowAgainstTheSandboxOverMutualTLS(t *testing.T) {
 	for _, profile := range []ofmcheck.XSigProfile{ofmcheck.XSigClassic, ofmcheck.XSigDetached} {
 		t.Run(string(profile), func(t *testing.T) {
 			sb, issuer, roots, s, ks := setup(t)
-			register(sb, ks, ks.Active(pki.Transport).Kid, profile)
 			cred, err := ofmcheck.CredentialsFrom(ctx, s, ks)
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := ofmcheck.Env{Issuer: issuer, Roots: roots, ClientID: clientID, DCID: dcID, DPID: "DP9876543210", RedirectURI: redirect, Profile: profile}
+			rc, env := withReceiver(t, sb, ks, ofmcheck.Env{Issuer: issuer, Roots: roots, ClientID: clientID, DCID: dcID, DPID: "DP9876543210", RedirectURI: redirect, Profile: profile})
 			rep := ofmcheck.Check(ctx, env, cred, nil)
 			for _, st := range rep.Steps {
 				t.Logf("%-14s ok=%v %v kid=%s %s %s", st.Name, st.OK, st.Duration.Round(time.Microsecond), st.Kid, st.Detail, st.Error)
 			}
-			if !rep.OK || len(rep.Steps) != 7 {
+			if !rep.OK || len(rep.Steps) != 11 {
 				t.Fatalf("the check failed")
+			}
+			for _, st := range rep.Steps {
+				if st.Skipped {
+					t.Errorf("step %s was skipped", st.Name)
+				}
+			}
+			if evs := rc.Events(); len(evs) != 1 || evs[0].Status != "revoked" || evs[0].UpdatedBy != "dc" {
+				t.Fatalf("the receiver recorded %+v", evs)
 			}
 			data := rep.Steps[5]
 			if !strings.Contains(data.Detail, ks.Active(pki.Encryption).Kid) || data.Kid != ks.Active(pki.Signing).Kid || !ofmcheck.IsUUID(data.InteractionID) {
