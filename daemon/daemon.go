@@ -63,6 +63,8 @@ type Config struct {
 	// start and after every rotation step (transport certificates are then
 	// confirmed by their proof).
 	Sandbox bool
+	// Webhook receives PayNet's consent events.
+	Webhook Webhook
 	// ShutdownTimeout bounds a graceful stop; zero means 10 s.
 	ShutdownTimeout time.Duration
 }
@@ -97,6 +99,9 @@ func (c *Config) Check() error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("TLS needs both a certificate file and a key file")
+	}
+	if err := c.Webhook.check(); err != nil {
+		return err
 	}
 	return c.Sinks.check()
 }
@@ -134,6 +139,7 @@ type Event struct {
 	Findings   int    // for lint
 	Steps      int    // for rotation
 	Sandbox    string // the sandbox OFP's issuer, with EventListening
+	Webhook    string // the consent event receiver's address, with EventListening
 	Report     *ofmcheck.Report
 	Err        error
 }
@@ -165,10 +171,11 @@ type Server struct {
 	cfgMu sync.Mutex
 	cfg   Config
 
-	handler *jwks.Handler
-	metrics *metrics
-	tls     atomic.Pointer[tls.Certificate]
-	addr    atomic.Value // string: the address actually listened on
+	handler     *jwks.Handler
+	metrics     *metrics
+	tls         atomic.Pointer[tls.Certificate]
+	addr        atomic.Value // string: the address actually listened on
+	webhookAddr atomic.Value // string: the consent event receiver's address
 
 	// the store loop's state; see state.go
 	st state
@@ -178,7 +185,8 @@ type Server struct {
 	proofNow chan struct{}
 	sinkLock sync.Mutex
 
-	ofp *localOFP // the sandbox, with Config.Sandbox
+	ofp      *localOFP // the sandbox, with Config.Sandbox
+	receiver *ofmcheck.Receiver
 }
 
 // New checks cfg and returns a server that has not started.
@@ -202,6 +210,7 @@ func New(store keystore.Store, cfg Config, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.metrics = newMetrics(s)
+	s.receiver = s.newReceiver()
 	return s, nil
 }
 
@@ -282,7 +291,15 @@ func (s *Server) Run(ctx context.Context) error {
 			ln.Close()
 			return err
 		}
-		defer s.ofp.srv.Close()
+		defer s.ofp.close()
+	}
+	webhook, err := s.startWebhook()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if webhook != nil {
+		defer webhook.srv.Close()
 	}
 	// Slow clients are bounded by ReadHeaderTimeout (slowloris), IdleTimeout
 	// and WriteTimeout (slow readers). No ReadTimeout: no handler reads a
@@ -299,6 +316,9 @@ func (s *Server) Run(ctx context.Context) error {
 	listening := Event{Kind: EventListening, Addr: ln.Addr().String()}
 	if s.ofp != nil {
 		listening.Sandbox = s.ofp.issuer
+	}
+	if webhook != nil {
+		listening.Webhook = webhook.addr
 	}
 	s.observe(listening)
 

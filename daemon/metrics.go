@@ -16,12 +16,13 @@ type metrics struct {
 	s        *Server
 	registry *prometheus.Registry
 
-	requests    *prometheus.CounterVec
-	storeErrors *prometheus.CounterVec
-	rejected    prometheus.Counter
-	sinkRuns    *prometheus.CounterVec
-	lintRuns    *prometheus.CounterVec
-	panics      *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	storeErrors   *prometheus.CounterVec
+	rejected      prometheus.Counter
+	sinkRuns      *prometheus.CounterVec
+	lintRuns      *prometheus.CounterVec
+	panics        *prometheus.CounterVec
+	webhookEvents *prometheus.CounterVec
 
 	rotationSteps, rotationFailures                                   *prometheus.CounterVec
 	proofStep                                                         *prometheus.GaugeVec
@@ -58,7 +59,8 @@ func newMetrics(s *Server) *metrics {
 	m.keys = prometheus.NewDesc("ofmkeys_keys", "Key versions by purpose and state.", []string{"purpose", "state"}, nil)
 	m.notAfter = prometheus.NewDesc("ofmkeys_certificate_not_after_timestamp_seconds", "Expiry of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
 	m.notBefore = prometheus.NewDesc("ofmkeys_certificate_not_before_timestamp_seconds", "Start of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
-	m.registry.MustRegister(m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m.rotationSteps, m.rotationFailures, m.proofStep, m,
+	m.webhookEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_webhook_events_total", Help: "Consent events received, by result (accepted, duplicate, rejected) and consent status."}, []string{"result", "status"})
+	m.registry.MustRegister(m.webhookEvents, m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m.rotationSteps, m.rotationFailures, m.proofStep, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

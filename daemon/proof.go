@@ -19,10 +19,20 @@ const sandboxRedirect = "https://dc.invalid/callback"
 
 // localOFP is the sandbox the daemon runs with Config.Sandbox.
 type localOFP struct {
-	sb     *sandbox.Server
-	srv    *http.Server
-	issuer string
-	roots  *x509.CertPool
+	sb      *sandbox.Server
+	srv     *http.Server
+	issuer  string
+	roots   *x509.CertPool
+	webhook string // the base URL of the receiver the sandbox posts to
+	stopWH  func()
+}
+
+func (o *localOFP) close() {
+	o.srv.Close()
+	if o.stopWH != nil {
+		o.stopWH()
+	}
+	o.sb.Close()
 }
 
 // startSandbox starts the in-process sandbox OFP on loopback.
@@ -38,8 +48,17 @@ func (s *Server) startSandbox() (*localOFP, error) {
 	srv, issuer := sb.Serve(ln)
 	roots := x509.NewCertPool()
 	roots.AddCert(sb.CA())
-	s.log.Info("sandbox OFP running", "issuer", issuer)
-	return &localOFP{sb: sb, srv: srv, issuer: issuer, roots: roots}, nil
+	o := &localOFP{sb: sb, srv: srv, issuer: issuer, roots: roots}
+	if s.config().Webhook.Listen == "" {
+		// The sandbox's events come to a receiver on loopback that trusts
+		// the sandbox's CA and keys.
+		if o.webhook, o.stopWH, err = sb.LocalReceiver(s.receiver); err != nil {
+			o.close()
+			return nil, fmt.Errorf("sandbox webhook: %w", err)
+		}
+	}
+	s.log.Info("sandbox OFP running", "issuer", issuer, "webhook", o.webhook+ofmcheck.WebhookPath)
+	return o, nil
 }
 
 // registerClient (re)registers the keyset's client with the sandbox: its
@@ -55,12 +74,18 @@ func (s *Server) registerClient(ks *keyset.Keyset) {
 			transport = append(transport, v.Kid)
 		}
 	}
-	s.ofp.sb.Register(sandbox.Client{ClientID: ks.ClientID, DCID: ks.DCID, JWKSURI: s.publicURL(), Transport: transport, RedirectURIs: []string{sandboxRedirect}})
+	s.receiver.SetDCID(ks.DCID)
+	s.ofp.sb.Register(sandbox.Client{ClientID: ks.ClientID, DCID: ks.DCID, JWKSURI: s.publicURL(), Transport: transport, RedirectURIs: []string{sandboxRedirect},
+		WebhookURL: s.ofp.webhook})
 }
 
 // proofEnv is the environment the proof runs against.
 func (s *Server) proofEnv(ks *keyset.Keyset) ofmcheck.Env {
-	return ofmcheck.Env{Issuer: s.ofp.issuer, Roots: s.ofp.roots, ClientID: ks.ClientID, DCID: ks.DCID, DPID: "DP9876543210", RedirectURI: sandboxRedirect}
+	env := ofmcheck.Env{Issuer: s.ofp.issuer, Roots: s.ofp.roots, ClientID: ks.ClientID, DCID: ks.DCID, DPID: "DP9876543210", RedirectURI: sandboxRedirect}
+	if s.ofp.webhook != "" {
+		env.AwaitEvent = s.receiver.Await
+	}
+	return env
 }
 
 // proofState is the last proof, for health and metrics.

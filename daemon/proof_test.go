@@ -19,7 +19,7 @@ func TestWithTheSandboxTheKeysAreProvenAtStartAndAfterRotation(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	r := start(t, s, daemon.Config{Sandbox: true, Rotation: daemon.Rotation{Enabled: true, Interval: 50 * time.Millisecond, Actor: "sb"}}, daemon.WithClock(clk))
 	e := r.wait(t, "the first proof", isProof)
-	if e.Err != nil || e.Report == nil || !e.Report.OK || len(e.Report.Steps) != 7 {
+	if e.Err != nil || e.Report == nil || !e.Report.OK || len(e.Report.Steps) != 11 || e.Report.Steps[10].Skipped {
 		t.Fatalf("the first proof: %v %+v", e.Err, e.Report)
 	}
 	if h := r.srv.Health(); h.Proof == nil || !h.Proof.OK || h.Status != "ok" {
@@ -28,6 +28,9 @@ func TestWithTheSandboxTheKeysAreProvenAtStartAndAfterRotation(t *testing.T) {
 	_, body := fetch(t, nil, r.base+daemon.PathMetrics)
 	if !strings.Contains(string(body), "ofmkeys_proof_ok 1") || !strings.Contains(string(body), `ofmkeys_proof_step_duration_seconds{step="data-call"}`) {
 		t.Fatal("/metrics lacks the proof")
+	}
+	if !strings.Contains(string(body), `ofmkeys_webhook_events_total{result="accepted",status="revoked"} 1`) {
+		t.Fatal("/metrics lacks the proof's consent event")
 	}
 
 	// A transport rotation: staged, then switched once the proof's

@@ -57,7 +57,8 @@ const seenEvents = 4096
 // platform's keys, checks the claims, and records each event once. Safe for
 // concurrent use.
 type Receiver struct {
-	// DCID is ours: events for another DC are refused.
+	// DCID is ours: events for another DC are refused. Set it before
+	// serving, or with SetDCID.
 	DCID string
 	// Platform gives the platform's keys; kid is the signing key's id (so a
 	// cache can refetch on a new one).
@@ -147,7 +148,7 @@ func (rc *Receiver) verify(ctx context.Context, body []byte) (ConsentEvent, erro
 		return ev, errors.New("event_id is not a UUID")
 	case !IsUUID(ev.ConsentID):
 		return ev, errors.New("consent_id is not a UUID")
-	case ev.DCID != rc.DCID:
+	case ev.DCID != rc.dcID():
 		return ev, fmt.Errorf("dc_id %q is not ours", truncate(ev.DCID))
 	case !slices.Contains(ConsentStatuses, ev.Status):
 		return ev, fmt.Errorf("status %q is not a consent status", truncate(ev.Status))
@@ -155,6 +156,19 @@ func (rc *Receiver) verify(ctx context.Context, body []byte) (ConsentEvent, erro
 		return ev, fmt.Errorf("iat %d is outside ±%v of now (%d)", ev.Iat, skew, now.Unix())
 	}
 	return ev, nil
+}
+
+// SetDCID sets the DC whose events are accepted, while serving.
+func (rc *Receiver) SetDCID(dcID string) {
+	rc.mu.Lock()
+	rc.DCID = dcID
+	rc.mu.Unlock()
+}
+
+func (rc *Receiver) dcID() string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.DCID
 }
 
 // record keeps an event unless it was seen; it reports a repeat.
