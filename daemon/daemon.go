@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -319,6 +320,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if webhook != nil {
 		listening.Webhook = webhook.addr
+	} else if s.ofp != nil && s.ofp.webhook != "" {
+		listening.Webhook = strings.TrimPrefix(s.ofp.webhook, "https://")
 	}
 	s.observe(listening)
 

@@ -33,7 +33,8 @@ type Env struct {
 	// Profile is the x-signature profile (classic unless set).
 	Profile XSigProfile
 	// AssertionAudience is the client assertion's aud; empty means the
-	// issuer (every OFM sample), else e.g. the token endpoint.
+	// issuer (every OFM sample), AudienceTokenEndpoint the discovered token
+	// endpoint (the guide's reading), anything else is sent as is.
 	AssertionAudience string
 	// Timeout bounds each call; zero means OFM's 5-second synchronous
 	// timeout.
@@ -48,6 +49,10 @@ type Env struct {
 	// revocation causes (the DC's receiver); nil skips that step.
 	AwaitEvent func(ctx context.Context, consentID, status string) (ConsentEvent, error)
 }
+
+// AudienceTokenEndpoint, as Env.AssertionAudience, sends the token
+// endpoint's URL as the client assertion's aud.
+const AudienceTokenEndpoint = "token_endpoint"
 
 // Credentials are the DC's keys for the check.
 type Credentials struct {
@@ -184,6 +189,12 @@ func read(resp *http.Response) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A timeout while the body arrives can look like a clean end to the
+	// reader (the server stops once the connection closes): the request's
+	// own deadline tells a cut-off answer from a whole one.
+	if resp.Request != nil && resp.Request.Context().Err() != nil {
+		return nil, fmt.Errorf("the answer was cut off after %d bytes: %w (Client.Timeout)", len(b), resp.Request.Context().Err())
+	}
 	if len(b) > maxBody {
 		return nil, fmt.Errorf("the answer is larger than %d bytes", maxBody)
 	}
@@ -263,8 +274,11 @@ func (r *run) platformJWKS(ctx context.Context, s *Step) error {
 // post sends a form over mutual TLS with a fresh client assertion.
 func (r *run) post(ctx context.Context, endpoint string, form url.Values, s *Step) (*http.Response, []byte, error) {
 	aud := r.env.AssertionAudience
-	if aud == "" {
+	switch aud {
+	case "":
 		aud = r.env.Issuer
+	case AudienceTokenEndpoint:
+		aud = r.disc.Token
 	}
 	assertion, err := ClientAssertion(r.cred.SigningKey, r.cred.SigningKid, r.env.ClientID, aud, r.now(), 5*time.Minute)
 	if err != nil {

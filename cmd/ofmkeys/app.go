@@ -58,6 +58,7 @@ sealed, permission denied, wrong passphrase, corrupt).`,
 			rollbackCommand(),
 			auditCommand(),
 			checkCommand(),
+			sandboxCommand(),
 		},
 	}
 	// The common flags go on every command, after its name, the way

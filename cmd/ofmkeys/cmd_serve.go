@@ -15,6 +15,7 @@ import (
 	"github.com/ofmkeys/ofmkeys/daemon"
 	"github.com/ofmkeys/ofmkeys/jwks"
 	"github.com/ofmkeys/ofmkeys/keystore"
+	"github.com/ofmkeys/ofmkeys/ofmcheck"
 	"github.com/ofmkeys/ofmkeys/pki"
 )
 
@@ -47,6 +48,11 @@ files (the listen address, store and dc_id change only on restart).`,
 			stringFlag("sink-pid-file", "signal the process in this PID file after the sinks change", ""),
 			stringFlag("sink-signal", "the signal for --sink-pid-file", "HUP"),
 			boolFlag("sandbox", "run a local sandbox OFP in-process and prove the keys against it at start and after every rotation step"),
+			stringFlag("webhook-listen", "receive PayNet's consent events (POST /consents/events, mutual TLS) on this address; empty: no receiver", ""),
+			stringFlag("webhook-cert", "the webhook receiver's server certificate (PEM)", ""),
+			stringFlag("webhook-key", "the webhook receiver's key (PEM)", ""),
+			stringFlag("webhook-client-ca", "PayNet's CA bundle (PEM): the only client certificates the receiver accepts", ""),
+			stringFlag("webhook-platform-jwks", "PayNet's JWKS URL: event signatures are verified against it", ""),
 			&cli.BoolFlag{Name: "rotate", Usage: "rotate keys on schedule (only the replica holding the lease acts); --rotate=false leaves it to ofmkeys reconcile", Value: true, EnvVars: []string{envName("rotate")}},
 			stringFlag("rotation-interval", "the longest wait between two rotation passes", "1m"),
 			stringFlag("pid-file", "write the daemon's process id here (removed on exit), for reloads with kill -HUP", ""),
@@ -71,6 +77,8 @@ func serveConfig(get func(string) string) (daemon.Config, error) {
 		Sinks: daemon.Sinks{
 			Dir: get("sink-dir"), JWKSFile: get("sink-jwks-file"), Command: get("sink-command"), PIDFile: get("sink-pid-file"),
 		},
+		Webhook: daemon.Webhook{Listen: get("webhook-listen"), CertFile: get("webhook-cert"), KeyFile: get("webhook-key"),
+			ClientCAFile: get("webhook-client-ca"), PlatformJWKS: get("webhook-platform-jwks")},
 	}
 	maxAge, err := strconv.Atoi(get("max-age"))
 	if err != nil || maxAge < 0 || maxAge > 900 {
@@ -210,6 +218,9 @@ func runServe(c *cli.Context) error {
 				base, daemon.PathWellKnown, base, daemon.PathHealth, base, daemon.PathMetrics, base, daemon.PathWellKnown)
 			if e.Sandbox != "" {
 				fmt.Fprintf(c.App.Writer, "Sandbox OFP at %s (the keys are proven against it)\n", e.Sandbox)
+			}
+			if e.Webhook != "" {
+				fmt.Fprintf(c.App.Writer, "Consent events received at https://%s%s (mutual TLS)\n", e.Webhook, ofmcheck.WebhookPath)
 			}
 		case daemon.EventProof:
 			printProof(c, e)

@@ -54,6 +54,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"freeport": freeport,
 			"waitfor":  waitfor,
+			"waitfile": waitfile,
 			"fetch":    fetchCmd,
 			// exits CODE PROG ARGS...: run PROG and require exit code CODE.
 			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -130,6 +131,20 @@ func waitfor(ts *testscript.TestScript, neg bool, args []string) {
 	if !neg {
 		ts.Fatalf("%s did not answer 200 with %q in 10 s; last: %s", args[0], needle, last)
 	}
+}
+
+// waitfile FILE: wait (10 s at most) until another process has written
+// FILE (ofmkeys sandbox writes its --env-out once it listens).
+func waitfile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+	}
+	ts.Fatalf("%s was not written in 10 s", args[0])
 }
 
 // fetch URL FILE: save the body of GET URL.
