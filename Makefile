@@ -66,6 +66,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench 'BenchmarkServe' -benchtime 200000x -count 3 ./daemon/ | tee -a bench.out
 	$(GO) test -run '^$$' -bench 'BenchmarkRotationStep' -benchtime 40x -count 3 ./rotation/ | tee -a bench.out
 	$(GO) test -run '^$$' -bench 'BenchmarkCheck' -benchtime 30x -count 3 ./ofmcheck/sandbox/ | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'BenchmarkDataCall' -benchtime 400x -count 3 ./ofmcheck/sandbox/ | tee -a bench.out
 	@tools/bench-report.sh bench.out
 	@echo; echo "Three years of rotation on a fake clock (wall time, every invariant checked at every tick):"
 	@$(GO) test -count=1 -run 'TestThreeYears' -v ./rotation/ | grep -E '^--- (PASS|FAIL)'

@@ -23,13 +23,13 @@ import (
 
 // dc is a Data Consumer talking to the sandbox directly over mutual TLS.
 type dc struct {
-	t      *testing.T
+	t      testing.TB
 	issuer string
 	cred   ofmcheck.Credentials
 	http   *http.Client
 }
 
-func newDC(t *testing.T) (*dc, *sandbox.Server) {
+func newDC(t testing.TB) (*dc, *sandbox.Server) {
 	sb, issuer, roots, s, ks := setup(t)
 	register(sb, ks, ks.Active(pki.Transport).Kid, ofmcheck.XSigClassic)
 	cred, err := ofmcheck.CredentialsFrom(ctx, s, ks)
@@ -83,7 +83,7 @@ func (d *dc) call(method, path, token string) (int, map[string]any) {
 	return decode(d.t, resp)
 }
 
-func decode(t *testing.T, resp *http.Response) (int, map[string]any) {
+func decode(t testing.TB, resp *http.Response) (int, map[string]any) {
 	t.Helper()
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
