@@ -84,6 +84,15 @@ type Report struct {
 	Steps    []Step        `json:"steps"`
 }
 
+// BCP195Suites are the TLS 1.2 cipher suites BCP 195 (RFC 9325)
+// recommends: ECDHE with an AEAD. The DC offers only these (TLS 1.3's
+// suites are all fine and not configurable).
+var BCP195Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // maxBody bounds every response the check reads.
 const maxBody = 1 << 20
 
@@ -134,7 +143,7 @@ func Check(ctx context.Context, env Env, cred Credentials, now func() time.Time)
 	if env.Timeout <= 0 {
 		env.Timeout = 5 * time.Second
 	}
-	tlsCfg := &tls.Config{RootCAs: env.Roots, MinVersion: tls.VersionTLS12}
+	tlsCfg := &tls.Config{RootCAs: env.Roots, MinVersion: tls.VersionTLS12, CipherSuites: BCP195Suites}
 	mtls := tlsCfg.Clone()
 	mtls.Certificates = []tls.Certificate{cred.Transport}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

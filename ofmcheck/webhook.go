@@ -262,5 +262,6 @@ func writeJSONBody(w http.ResponseWriter, code int, v any) {
 // and client certificates required and verified against the platform's
 // CAs (OFM-SPEC §7: the DC must require and check PayNet's certificate).
 func WebhookTLS(server tls.Certificate, platformCAs *x509.CertPool) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: platformCAs, MinVersion: tls.VersionTLS12}
+	return &tls.Config{Certificates: []tls.Certificate{server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: platformCAs, MinVersion: tls.VersionTLS12,
+		CipherSuites: BCP195Suites}
 }

@@ -109,8 +109,10 @@ type Server struct {
 	refresh map[string]grant    // refresh token → grant
 	jtis    map[string]time.Time
 
-	misbehave Switch
-	jwksHits  int
+	misbehave  Switch
+	jwksHits   int
+	tlsFault   TLSFault
+	faultCerts map[TLSFault]*tls.Certificate
 	// signing holds the platform's keys, the one signing now first.
 	signing     []platformKey
 	consents    map[string]*consent
@@ -282,13 +284,6 @@ func (s *Server) signingKey() platformKey {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.signing[0]
-}
-
-// TLSConfig is the listener's TLS: client certificates are asked for (any
-// CA: the sandbox checks them against the registered thumbprints, as
-// PayNet's EnsureClientCertificateMatches does), TLS 1.2+.
-func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 }
 
 // thumbprint is the x5t#S256 of a DER certificate.
