@@ -276,7 +276,7 @@ func (r *run) platformJWKS(ctx context.Context, s *Step) error {
 	if err != nil {
 		return err
 	}
-	s.Detail = fmt.Sprintf("%d keys", len(set.Keys))
+	s.Detail = fmt.Sprintf("%d key(s)", len(set.Keys))
 	return nil
 }
 

@@ -47,6 +47,7 @@ file that ofmkeys check --env needs to run against this sandbox.`,
 			stringFlag("ca-out", "write the sandbox CA certificate (PEM) here", ""),
 			stringFlag("env-out", "with --register: write an environment file for ofmkeys check --env here", ""),
 			stringFlag("misbehave", "start misbehaving in one way (see ofmkeys check --negative)", ""),
+			stringFlag("tls-fault", "serve broken TLS: unknown-ca, wrong-name, expired, sha1, missing-intermediate or cbc-only", ""),
 		},
 		Action: runSandbox,
 	}
@@ -133,6 +134,9 @@ func runSandbox(c *cli.Context) error {
 	}
 	for _, cl := range clients {
 		sb.Register(cl)
+	}
+	if err := sb.SetTLSFault(sandbox.TLSFault(c.String("tls-fault"))); err != nil {
+		return configError{fmt.Errorf("--tls-fault: %w (want one of %v)", err, sandbox.TLSFaults)}
 	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
