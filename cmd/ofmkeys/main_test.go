@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,12 +88,36 @@ func freeport(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: freeport VAR")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		ts.Fatalf("freeport: %v", err)
+	ts.Setenv(args[0], strconv.Itoa(pickPort(ts)))
+}
+
+// handedOut are the ports freeport gave, never given twice.
+var (
+	portsMu   sync.Mutex
+	handedOut = map[int]bool{}
+)
+
+// pickPort finds a free port below Linux's ephemeral range (32768+), so
+// that a listener on port 0 elsewhere in the tests (the sandboxes) cannot
+// be given it between freeport and the daemon's bind.
+func pickPort(ts *testscript.TestScript) int {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		if handedOut[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		handedOut[port] = true
+		return port
 	}
-	defer ln.Close()
-	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	ts.Fatalf("freeport: no free port found")
+	return 0
 }
 
 // waitfor URL [NEEDLE|@FILE]: wait (10 s at most) until GET URL answers 200
