@@ -24,6 +24,7 @@ import (
 
 	"github.com/ofmkeys/ofmkeys/jwks"
 	"github.com/ofmkeys/ofmkeys/keystore"
+	"github.com/ofmkeys/ofmkeys/monitor"
 	"github.com/ofmkeys/ofmkeys/ofmcheck"
 	"github.com/ofmkeys/ofmkeys/pki"
 )
@@ -66,6 +67,8 @@ type Config struct {
 	Sandbox bool
 	// Webhook receives PayNet's consent events.
 	Webhook Webhook
+	// Monitor watches certificates and alerts.
+	Monitor Monitor
 	// ShutdownTimeout bounds a graceful stop; zero means 10 s.
 	ShutdownTimeout time.Duration
 }
@@ -104,6 +107,9 @@ func (c *Config) Check() error {
 	if err := c.Webhook.check(); err != nil {
 		return err
 	}
+	if err := c.Monitor.Rules.Check(); err != nil {
+		return err
+	}
 	return c.Sinks.check()
 }
 
@@ -128,6 +134,7 @@ const (
 	EventTLS        EventKind = "tls"         // the TLS certificate was (re)loaded
 	EventRotation   EventKind = "rotation"    // a rotation pass made Steps transitions (Err on failure)
 	EventProof      EventKind = "proof"       // a proof ran (Report; Err when it failed)
+	EventMonitor    EventKind = "monitor"     // the rules were evaluated (Alerts firing)
 )
 
 // Event is what the observer sees; tests wait on them.
@@ -142,6 +149,7 @@ type Event struct {
 	Sandbox    string // the sandbox OFP's issuer, with EventListening
 	Webhook    string // the consent event receiver's address, with EventListening
 	Report     *ofmcheck.Report
+	Alerts     int // for monitor
 	Err        error
 }
 
@@ -188,6 +196,14 @@ type Server struct {
 
 	ofp      *localOFP // the sandbox, with Config.Sandbox
 	receiver *ofmcheck.Receiver
+
+	// the monitor (see monitor.go)
+	files   *monitor.Files
+	probes  *monitor.Probes
+	alerter *monitor.Alerter
+	mon     monitorState
+	evalNow chan struct{}
+	started time.Time
 }
 
 // New checks cfg and returns a server that has not started.
@@ -206,12 +222,18 @@ func New(store keystore.Store, cfg Config, opts ...Option) (*Server, error) {
 		reload:   make(chan struct{}, 1),
 		lintNow:  make(chan struct{}, 1),
 		proofNow: make(chan struct{}, 1),
+		evalNow:  make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	s.metrics = newMetrics(s)
 	s.receiver = s.newReceiver()
+	if len(cfg.Monitor.Watch) > 0 {
+		s.files = &monitor.Files{Paths: cfg.Monitor.Watch, OnChange: func() { poke(s.evalNow) }}
+	}
+	s.probes = &monitor.Probes{TLS: cfg.Monitor.ProbeTLS, JWKS: cfg.Monitor.ProbeJWKS, Roots: cfg.Monitor.ProbeRoots, Now: s.clock.Now}
+	s.alerter = &monitor.Alerter{Notifiers: cfg.Monitor.Notifiers, Repeat: cfg.Monitor.Repeat, Leader: s.leader, Now: s.clock.Now, Log: s.log}
 	return s, nil
 }
 
@@ -271,6 +293,7 @@ func poke(ch chan struct{}) {
 // TLS files) or stops uncleanly.
 func (s *Server) Run(ctx context.Context) error {
 	cfg := s.config()
+	s.started = s.clock.Now()
 	if cfg.TLSCertFile != "" {
 		if err := s.loadTLS(); err != nil {
 			return err
@@ -330,7 +353,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	for _, loop := range []func(context.Context){s.storeLoop, s.lintLoop, s.tlsLoop, s.rotationLoop, s.proofLoop} {
+	for _, loop := range []func(context.Context){s.storeLoop, s.lintLoop, s.tlsLoop, s.rotationLoop, s.proofLoop, s.monitorLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -232,8 +232,8 @@ func TestMetricsDescribeTheServedKeys(t *testing.T) {
 	m := string(body)
 	sig := ks.Active(pki.Signing)
 	for _, want := range []string{
-		`ofmkeys_certificate_not_after_timestamp_seconds{kid="` + sig.Kid + `",purpose="signing",state="active"} ` + sci(sig.NotAfter.Unix()),
-		`ofmkeys_certificate_not_before_timestamp_seconds{kid="` + sig.Kid + `",purpose="signing",state="active"} ` + sci(sig.NotBefore.Unix()),
+		`ofmkeys_certificate_not_after_timestamp_seconds{kid="` + sig.Kid + `",purpose="signing",source="keyset",state="active",target="` + settings.DCID + `"} ` + sci(sig.NotAfter.Unix()),
+		`ofmkeys_certificate_not_before_timestamp_seconds{kid="` + sig.Kid + `",purpose="signing",source="keyset",state="active",target="` + settings.DCID + `"} ` + sci(sig.NotBefore.Unix()),
 		`ofmkeys_keys{purpose="transport",state="active"} 1`,
 		`ofmkeys_http_requests_total{code="200",path="/.well-known/jwks.json"} 2`,
 		`ofmkeys_http_requests_total{code="404",path="other"} 1`,

@@ -12,11 +12,13 @@ import (
 
 // The paths the daemon answers; anything else is 404.
 const (
-	PathWellKnown = "/.well-known/jwks.json"
-	PathJWKS      = "/jwks"
-	PathHealth    = "/healthz"
-	PathReady     = "/readyz"
-	PathMetrics   = "/metrics"
+	PathWellKnown  = "/.well-known/jwks.json"
+	PathJWKS       = "/jwks"
+	PathHealth     = "/healthz"
+	PathReady      = "/readyz"
+	PathMetrics    = "/metrics"
+	PathStatus     = "/status"
+	PathStatusJSON = "/status.json"
 )
 
 func (s *Server) routes() http.Handler {
@@ -24,6 +26,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(PathHealth, s.health)
 	mux.HandleFunc(PathReady, s.ready)
 	mux.Handle(PathMetrics, promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc(PathStatus, s.statusPage)
+	mux.HandleFunc(PathStatusJSON, s.statusPage)
 	// The JWKS paths are the hot ones: matched before the mux's patterns.
 	return s.metrics.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

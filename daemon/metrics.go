@@ -30,6 +30,8 @@ type metrics struct {
 	rotationNext, rotationLastSuccess, rotationLastRun, rotationLease *prometheus.Desc
 
 	generation, modified, servedAge, storeUp, storeSuccess, lintOK, lintFindings, keys, notAfter, notBefore *prometheus.Desc
+
+	proofStepSuccess, alertsFiring, notifications, watchErrors, probeFailures, kidChanges, probeOK *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -57,8 +59,16 @@ func newMetrics(s *Server) *metrics {
 	m.lintOK = prometheus.NewDesc("ofmkeys_jwks_lint_ok", "1 when the last self-check of the public JWKS passed.", nil, nil)
 	m.lintFindings = prometheus.NewDesc("ofmkeys_jwks_lint_findings", "Findings of the last self-check.", nil, nil)
 	m.keys = prometheus.NewDesc("ofmkeys_keys", "Key versions by purpose and state.", []string{"purpose", "state"}, nil)
-	m.notAfter = prometheus.NewDesc("ofmkeys_certificate_not_after_timestamp_seconds", "Expiry of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
-	m.notBefore = prometheus.NewDesc("ofmkeys_certificate_not_before_timestamp_seconds", "Start of each key version's certificate.", []string{"purpose", "kid", "state"}, nil)
+	certLabels := []string{"source", "target", "purpose", "kid", "state"}
+	m.notAfter = prometheus.NewDesc("ofmkeys_certificate_not_after_timestamp_seconds", "Expiry of each certificate: key versions (source keyset), watched files, TLS endpoints and remote JWKS.", certLabels, nil)
+	m.notBefore = prometheus.NewDesc("ofmkeys_certificate_not_before_timestamp_seconds", "Start of each certificate (labels as not_after).", certLabels, nil)
+	m.proofStepSuccess = prometheus.NewDesc("ofmkeys_proof_step_last_success_timestamp_seconds", "When each step of the proof last passed.", []string{"step"}, nil)
+	m.alertsFiring = prometheus.NewDesc("ofmkeys_alerts_firing", "Alerts firing now, by rule and severity.", []string{"rule", "severity"}, nil)
+	m.notifications = prometheus.NewDesc("ofmkeys_notifications_total", "Notifications by notifier and result (sent, failed after every retry, dropped on a full queue, retried).", []string{"notifier", "result"}, nil)
+	m.watchErrors = prometheus.NewDesc("ofmkeys_watched_file_errors_total", "Watched files that could not be read or parsed.", nil, nil)
+	m.probeFailures = prometheus.NewDesc("ofmkeys_probe_failures_total", "Failed probes of remote targets, by kind (tls, jwks).", []string{"kind"}, nil)
+	m.probeOK = prometheus.NewDesc("ofmkeys_probe_ok", "1 when the last probe of a remote target passed.", []string{"kind", "target"}, nil)
+	m.kidChanges = prometheus.NewDesc("ofmkeys_remote_jwks_kid_changes_total", "Changes of a remote JWKS's kids seen.", []string{"url"}, nil)
 	m.webhookEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_webhook_events_total", Help: "Consent events received, by result (accepted, duplicate, rejected) and consent status."}, []string{"result", "status"})
 	m.registry.MustRegister(m.webhookEvents, m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m.rotationSteps, m.rotationFailures, m.proofStep, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -68,7 +78,8 @@ func newMetrics(s *Server) *metrics {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.generation, m.modified, m.servedAge, m.storeUp, m.storeSuccess, m.lintOK, m.lintFindings, m.keys, m.notAfter, m.notBefore,
-		m.rotationNext, m.rotationLastSuccess, m.rotationLastRun, m.rotationLease, m.proofOK, m.proofLastSuccess} {
+		m.rotationNext, m.rotationLastSuccess, m.rotationLastRun, m.rotationLease, m.proofOK, m.proofLastSuccess,
+		m.proofStepSuccess, m.alertsFiring, m.notifications, m.watchErrors, m.probeFailures, m.kidChanges, m.probeOK} {
 		ch <- d
 	}
 }
@@ -115,6 +126,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for p, t := range next {
 		gauge(m.rotationNext, float64(t.Unix()), p)
 	}
+	for step, t := range proof.stepOK {
+		gauge(m.proofStepSuccess, float64(t.Unix()), step)
+	}
+	m.collectMonitor(gauge, ch)
 	if snap == nil {
 		return
 	}
@@ -123,11 +138,57 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	count := map[[2]string]int{}
 	for _, k := range snap.Keys {
 		count[[2]string{string(k.Purpose), string(k.State)}]++
-		gauge(m.notAfter, float64(k.NotAfter.Unix()), string(k.Purpose), k.Kid, string(k.State))
-		gauge(m.notBefore, float64(k.NotBefore.Unix()), string(k.Purpose), k.Kid, string(k.State))
+		gauge(m.notAfter, float64(k.NotAfter.Unix()), "keyset", snap.DCID, string(k.Purpose), k.Kid, string(k.State))
+		gauge(m.notBefore, float64(k.NotBefore.Unix()), "keyset", snap.DCID, string(k.Purpose), k.Kid, string(k.State))
 	}
 	for ps, n := range count {
 		gauge(m.keys, float64(n), ps[0], ps[1])
+	}
+}
+
+// collectMonitor adds what the monitor knows: watched certificates,
+// alerts, notifications, probes.
+func (m *metrics) collectMonitor(gauge func(*prometheus.Desc, float64, ...string), ch chan<- prometheus.Metric) {
+	s := m.s
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	if st := s.Status(); st != nil {
+		seen := map[string]bool{}
+		for _, c := range st.Watched {
+			key := string(c.Source) + c.Target + c.X5tS256
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			gauge(m.notAfter, float64(c.NotAfter.Unix()), string(c.Source), c.Target, string(c.Purpose), c.Kid, "")
+			gauge(m.notBefore, float64(c.NotBefore.Unix()), string(c.Source), c.Target, string(c.Purpose), c.Kid, "")
+		}
+		firing := map[[2]string]int{}
+		for _, a := range st.Alerts {
+			firing[[2]string{a.Rule, string(a.Severity)}]++
+		}
+		for k, n := range firing {
+			gauge(m.alertsFiring, float64(n), k[0], k[1])
+		}
+		for _, p := range st.Probes {
+			gauge(m.probeOK, b2f(p.OK), string(p.Kind), p.Target)
+		}
+	}
+	for name, st := range s.alerter.Stats() {
+		counter(m.notifications, float64(st.Sent), name, "sent")
+		counter(m.notifications, float64(st.Failed), name, "failed")
+		counter(m.notifications, float64(st.Dropped), name, "dropped")
+		counter(m.notifications, float64(st.Retries), name, "retried")
+	}
+	if s.files != nil {
+		counter(m.watchErrors, float64(s.files.Errors()))
+	}
+	for kind, n := range s.probes.Failures() {
+		counter(m.probeFailures, float64(n), kind)
+	}
+	for url, n := range s.probes.KidChanges() {
+		counter(m.kidChanges, float64(n), url)
 	}
 }
 

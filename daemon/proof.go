@@ -93,7 +93,8 @@ type proofState struct {
 	report    *ofmcheck.Report
 	at        time.Time
 	lastOK    time.Time
-	candidate string // set when the proof was of a rotation candidate
+	stepOK    map[string]time.Time // when each step last passed
+	candidate string               // set when the proof was of a rotation candidate
 }
 
 // proofLoop proves the keys work whenever asked (at start, after each
@@ -140,6 +141,14 @@ func (s *Server) recordProof(rep ofmcheck.Report, candidate string) {
 	if rep.OK {
 		s.st.proof.lastOK = now
 	}
+	if s.st.proof.stepOK == nil {
+		s.st.proof.stepOK = map[string]time.Time{}
+	}
+	for _, st := range rep.Steps {
+		if st.OK && !st.Skipped {
+			s.st.proof.stepOK[st.Name] = now
+		}
+	}
 	s.st.mu.Unlock()
 	for _, st := range rep.Steps {
 		s.metrics.proofStep.WithLabelValues(st.Name).Set(st.Duration.Seconds())
@@ -153,6 +162,7 @@ func (s *Server) recordProof(rep ofmcheck.Report, candidate string) {
 		s.log.Info("proof passed", "steps", len(rep.Steps), "duration", rep.Duration.Round(time.Millisecond))
 	}
 	s.observe(Event{Kind: EventProof, Report: &rep, Err: err})
+	poke(s.evalNow)
 }
 
 // sandboxProver is the rotation engine's Prover against the local sandbox:

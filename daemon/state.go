@@ -38,6 +38,8 @@ type state struct {
 
 	rotation rotationState
 	proof    proofState
+	// keyset is the last keyset served from the store (the monitor's).
+	keyset *keyset.Keyset
 }
 
 func (st *state) resetSinks() {
@@ -193,6 +195,7 @@ func (s *Server) serve(snap *jwks.Snapshot, source string, ks *keyset.Keyset) {
 	}
 	if ks != nil {
 		s.st.kidPolicy, s.st.environment = ks.KidPolicy, ks.Environment
+		s.st.keyset = ks
 	}
 	gen := s.st.generation
 	s.st.mu.Unlock()
@@ -201,6 +204,7 @@ func (s *Server) serve(snap *jwks.Snapshot, source string, ks *keyset.Keyset) {
 		poke(s.lintNow)
 	}
 	s.observe(Event{Kind: EventSnapshot, Generation: gen, ETag: snap.ETag, Source: source})
+	poke(s.evalNow)
 }
 
 // loadPersisted serves the snapshot saved by an earlier run, when there is
