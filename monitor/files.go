@@ -113,7 +113,7 @@ func (f *Files) scanPath(p string) {
 	f.clearProblem(p)
 	var files []string
 	for _, e := range entries {
-		if skipName(e.Name()) {
+		if skipName(e.Name()) || e.IsDir() {
 			continue
 		}
 		files = append(files, filepath.Join(p, e.Name()))
@@ -155,12 +155,14 @@ func skipName(name string) bool {
 	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".key")
 }
 
-// scanFile reads one file's certificates (following symlinks).
+// scanFile reads one file's certificates (following symlinks). A file
+// that does not read keeps what it last gave (a half-written file is
+// normal mid-update; its certificates are still the ones to watch) and is
+// reported until it reads again.
 func (f *Files) scanFile(p string) {
 	certs, err := ReadCertFile(p)
 	if err != nil {
 		f.mu.Lock()
-		delete(f.certs, p)
 		f.errors++
 		f.mu.Unlock()
 		f.setProblem(p, err)
