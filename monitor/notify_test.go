@@ -240,8 +240,10 @@ type smtpSession struct {
 	authed bool
 }
 
-func (b *smtpBackend) NewSession(c *smtp.Conn) (smtp.Session, error) { return &smtpSession{be: b, conn: c}, nil }
-func (s *smtpSession) AuthMechanisms() []string                      { return []string{sasl.Plain} }
+func (b *smtpBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &smtpSession{be: b, conn: c}, nil
+}
+func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
 func (s *smtpSession) Auth(string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != "alerts" || pass != "s3cret" {

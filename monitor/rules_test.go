@@ -61,7 +61,9 @@ func TestTheRulesFireAtTheirThresholds(t *testing.T) {
 		{"a probe failing", func(f *monitor.Facts) {
 			f.Probes = []monitor.ProbeResult{{Kind: monitor.SourceTLS, Target: "ofp:443", Problem: "untrusted"}}
 		}, "ProbeFailing warning"},
-		{"an unreadable watched file", func(f *monitor.Facts) { f.FileProblems = []monitor.FileProblem{{Path: "/x", Error: "/x: not a PEM file"}} }, "WatchedFileUnreadable warning"},
+		{"an unreadable watched file", func(f *monitor.Facts) {
+			f.FileProblems = []monitor.FileProblem{{Path: "/x", Error: "/x: not a PEM file"}}
+		}, "WatchedFileUnreadable warning"},
 	}
 	for _, tc := range cases {
 		f := healthy()
