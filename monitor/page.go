@@ -183,7 +183,7 @@ th{font-weight:600;color:var(--muted)}
 code{font-size:.8rem;word-break:break-all}
 .sev-critical{color:var(--crit);font-weight:600}.sev-warning{color:var(--warn);font-weight:600}
 .pass{color:var(--ok)}.fail{color:var(--crit);font-weight:600}
-svg{width:100%;height:auto;display:block}
+svg{width:100%;min-width:640px;height:auto;display:block}
 svg text{font-size:11px;fill:var(--muted)}
 .st-staged{fill:#b6c2cf}.st-awaiting-registration{fill:#d4a72c}.st-published{fill:#54aeff}.st-active{fill:#2da44e}.st-retiring{fill:#8c959f}
 .renew{fill:#fff8c5;stroke:#d4a72c;stroke-dasharray:3 2}
@@ -203,14 +203,14 @@ svg text{font-size:11px;fill:var(--muted)}
 
 <h2>Timeline</h2>
 <div class="legend"><span><i class="st-staged" style="background:#b6c2cf"></i>staged</span><span><i style="background:#d4a72c"></i>awaiting registration</span><span><i style="background:#54aeff"></i>published</span><span><i style="background:#2da44e"></i>active</span><span><i style="background:#8c959f"></i>retiring</span><span><i style="background:#fff8c5;border:1px dashed #d4a72c"></i>renewal window</span><span><i style="background:#8250df;border-radius:50%"></i>next transition</span><span><i style="background:#cf222e;width:2px"></i>now</span></div>
-<svg id="timeline" viewBox="0 0 1000 {{f .T.Height}}" role="img" aria-label="Lifetimes of every key version by purpose">
+<div class="scroll"><svg id="timeline" viewBox="0 0 1000 {{f .T.Height}}" role="img" aria-label="Lifetimes of every key version by purpose">
 {{range .T.Ticks}}<line class="tick" x1="{{f .X}}" x2="{{f .X}}" y1="14" y2="{{f $.T.Height}}"/><text x="{{f .X}}" y="11" text-anchor="middle">{{.Text}}</text>
 {{end}}{{range .T.Labels}}<text x="{{f .X}}" y="{{f .Y}}" class="purpose">{{.Text}}</text>
 {{end}}{{range .T.Window}}<rect class="{{.Class}}" x="{{f .X}}" y="{{f .Y}}" width="{{f .W}}" height="{{f .H}}"><title>{{.Title}}</title></rect>
 {{end}}{{range .T.Bars}}<rect class="bar {{.Class}}" data-kid="{{.Kid}}" x="{{f .X}}" y="{{f .Y}}" width="{{f .W}}" height="{{f .H}}" rx="2"><title>{{.Title}}</title></rect>
 {{end}}{{range .T.Marks}}<circle class="mark" cx="{{f .X}}" cy="{{f .Y}}" r="4"><title>{{.Title}}</title></circle>
 {{end}}<line class="now" id="now" x1="{{f .T.NowX}}" x2="{{f .T.NowX}}" y1="14" y2="{{f .T.Height}}"><title>now</title></line>
-</svg>
+</svg></div>
 
 <h2>Keys</h2>
 <div class="scroll"><table id="keys"><tr><th>purpose</th><th>state</th><th>kid</th><th>not after</th><th>days left</th><th>renews</th></tr>

@@ -59,6 +59,7 @@ sealed, permission denied, wrong passphrase, corrupt).`,
 			auditCommand(),
 			checkCommand(),
 			sandboxCommand(),
+			statusCommand(),
 		},
 	}
 	// The common flags go on every command, after its name, the way

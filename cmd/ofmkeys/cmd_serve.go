@@ -31,7 +31,7 @@ a restart while the store is unreachable. After every change the daemon fetches 
 
 SIGTERM or SIGINT stop it gracefully; SIGHUP re-reads the --config file and the TLS
 files (the listen address, store and dc_id change only on restart).`,
-		Flags: append(policyFlags(),
+		Flags: append(append(policyFlags(), monitorFlags()...),
 			stringFlag("listen", "address to listen on", daemon.DefaultListen),
 			stringFlag("public-url", "the registered jwks_uri, fetched by the self-check (default: the listen address)", ""),
 			intFlag("max-age", "Cache-Control max-age in seconds (at most 900: OFM consumers cache 15 minutes)", 300),
@@ -115,6 +115,9 @@ func serveConfig(get func(string) string) (daemon.Config, error) {
 	}
 	if cfg.Sandbox, err = strconv.ParseBool(orFalse(get("sandbox"))); err != nil {
 		return cfg, fmt.Errorf("--sandbox %q: want true or false", get("sandbox"))
+	}
+	if cfg.Monitor, err = monitorFromText(get); err != nil {
+		return cfg, err
 	}
 	return cfg, cfg.Check()
 }
@@ -214,8 +217,8 @@ func runServe(c *cli.Context) error {
 				scheme = "https"
 			}
 			base := scheme + "://" + e.Addr
-			fmt.Fprintf(c.App.Writer, "Serving the JWKS at %s%s\nHealth at %s%s, metrics at %s%s\nTry: curl -si %s%s\n",
-				base, daemon.PathWellKnown, base, daemon.PathHealth, base, daemon.PathMetrics, base, daemon.PathWellKnown)
+			fmt.Fprintf(c.App.Writer, "Serving the JWKS at %s%s\nStatus at %s%s, health at %s%s, metrics at %s%s\nTry: curl -si %s%s\n",
+				base, daemon.PathWellKnown, base, daemon.PathStatus, base, daemon.PathHealth, base, daemon.PathMetrics, base, daemon.PathWellKnown)
 			if e.Sandbox != "" {
 				fmt.Fprintf(c.App.Writer, "Sandbox OFP at %s (the keys are proven against it)\n", e.Sandbox)
 			}

@@ -31,9 +31,19 @@ type configError struct{ error }
 
 func (e configError) Unwrap() error { return e.error }
 
+// exitStatus ends a command that has said everything with an exit code of
+// its own (status: 1 warning, 2 critical); nothing more is printed.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 // report prints err as "ofmkeys: error: …" and a hint when one helps,
 // and returns the exit code.
 func report(w io.Writer, err error) int {
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es)
+	}
 	msg := strings.TrimSpace(err.Error())
 	fmt.Fprintf(w, "ofmkeys: error: %s\n", msg)
 	code, hint := classify(err)
