@@ -74,7 +74,13 @@ func (s *Server) monitorLoop(ctx context.Context) {
 	workers := s.alerter.Start(ctx)
 	defer workers.Wait()
 	defer wg.Wait()
-	timer := time.NewTimer(0)
+	// With watched files, the first evaluation waits for their first scan
+	// (it pokes evalNow), so that no alert fires on half the inventory.
+	first := time.Duration(0)
+	if s.files != nil {
+		first = interval
+	}
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
