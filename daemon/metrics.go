@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ofmkeys/ofmkeys/pki"
 )
 
 // metrics are the daemon's Prometheus metrics, in a registry of its own.
@@ -31,7 +33,7 @@ type metrics struct {
 
 	generation, modified, servedAge, storeUp, storeSuccess, lintOK, lintFindings, keys, notAfter, notBefore *prometheus.Desc
 
-	proofStepSuccess, alertsFiring, notifications, watchErrors, probeFailures, kidChanges, probeOK *prometheus.Desc
+	proofStepSuccess, alertsFiring, notifications, watchErrors, probeFailures, kidChanges, probeOK, fileProblems, halted *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -68,6 +70,8 @@ func newMetrics(s *Server) *metrics {
 	m.watchErrors = prometheus.NewDesc("ofmkeys_watched_file_errors_total", "Watched files that could not be read or parsed.", nil, nil)
 	m.probeFailures = prometheus.NewDesc("ofmkeys_probe_failures_total", "Failed probes of remote targets, by kind (tls, jwks).", []string{"kind"}, nil)
 	m.probeOK = prometheus.NewDesc("ofmkeys_probe_ok", "1 when the last probe of a remote target passed.", []string{"kind", "target"}, nil)
+	m.fileProblems = prometheus.NewDesc("ofmkeys_watched_file_problems", "Watched files and folders that give no certificate now.", nil, nil)
+	m.halted = prometheus.NewDesc("ofmkeys_rotation_halted", "1 when the purpose's rotation is halted (a failed proof).", []string{"purpose"}, nil)
 	m.kidChanges = prometheus.NewDesc("ofmkeys_remote_jwks_kid_changes_total", "Changes of a remote JWKS's kids seen.", []string{"url"}, nil)
 	m.webhookEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ofmkeys_webhook_events_total", Help: "Consent events received, by result (accepted, duplicate, rejected) and consent status."}, []string{"result", "status"})
 	m.registry.MustRegister(m.webhookEvents, m.requests, m.storeErrors, m.rejected, m.sinkRuns, m.lintRuns, m.panics, m.rotationSteps, m.rotationFailures, m.proofStep, m,
@@ -79,7 +83,7 @@ func newMetrics(s *Server) *metrics {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.generation, m.modified, m.servedAge, m.storeUp, m.storeSuccess, m.lintOK, m.lintFindings, m.keys, m.notAfter, m.notBefore,
 		m.rotationNext, m.rotationLastSuccess, m.rotationLastRun, m.rotationLease, m.proofOK, m.proofLastSuccess,
-		m.proofStepSuccess, m.alertsFiring, m.notifications, m.watchErrors, m.probeFailures, m.kidChanges, m.probeOK} {
+		m.proofStepSuccess, m.alertsFiring, m.notifications, m.watchErrors, m.probeFailures, m.kidChanges, m.probeOK, m.fileProblems, m.halted} {
 		ch <- d
 	}
 }
@@ -174,6 +178,18 @@ func (m *metrics) collectMonitor(gauge func(*prometheus.Desc, float64, ...string
 		for _, p := range st.Probes {
 			gauge(m.probeOK, b2f(p.OK), string(p.Kind), p.Target)
 		}
+		halted := map[string]bool{}
+		for _, k := range st.Keys {
+			if k.Halted != "" {
+				halted[string(k.Purpose)] = true
+			}
+		}
+		for _, p := range pki.Purposes {
+			gauge(m.halted, b2f(halted[string(p)]), string(p))
+		}
+	}
+	if s.files != nil {
+		gauge(m.fileProblems, float64(len(s.files.Problems())))
 	}
 	for name, st := range s.alerter.Stats() {
 		counter(m.notifications, float64(st.Sent), name, "sent")

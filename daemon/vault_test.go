@@ -13,8 +13,12 @@ import (
 	"github.com/ofmkeys/ofmkeys/daemon"
 	"github.com/ofmkeys/ofmkeys/internal/vaulttest"
 	"github.com/ofmkeys/ofmkeys/keystore"
+	"github.com/ofmkeys/ofmkeys/monitor"
 	"github.com/ofmkeys/ofmkeys/vaultstore"
 )
+
+// monitorRulesStoreDownAtOnce alerts on the store at its first failure.
+var monitorRulesStoreDownAtOnce = monitor.Rules{StoreDownFor: time.Nanosecond}
 
 var prefixes atomic.Int64
 
@@ -140,4 +144,53 @@ func TestReplicasOnOneVaultConverge(t *testing.T) {
 	if ra.Header.Get("ETag") != rb.Header.Get("ETag") || ra.Header.Get("Last-Modified") != rb.Header.Get("Last-Modified") {
 		t.Fatal("replicas answer with different ETag or Last-Modified")
 	}
+}
+
+// examples/vault-policy.hcl is enough for the whole daemon (serving,
+// rotating under its lease, proving against the sandbox, alerting) and no
+// more: the same token pointed outside ofmkeys/ is refused, and that shows
+// as an alert, not a crash.
+func TestTheDaemonRunsWithTheExamplePolicyAndNoMore(t *testing.T) {
+	v := vaulttest.Start(t)
+	hcl, err := os.ReadFile("../examples/vault-policy.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Policy(t, "ofmkeys-example", string(hcl))
+	token := v.Token(t, "ofmkeys-example")
+	createKeyset(t, vaultStore(t, v, v.Addr, ""), false) // made by an admin
+	s, err := vaultstore.New(ctx, vaultstore.Config{Address: v.Addr, Token: token, Attempts: 1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := start(t, s, daemon.Config{Sandbox: true, Rotation: daemon.Rotation{Enabled: true, Interval: 50 * time.Millisecond, Actor: "policy"},
+		Monitor: daemon.Monitor{Interval: 50 * time.Millisecond}})
+	r.wait(t, "the proof", func(e daemon.Event) bool { return e.Kind == daemon.EventProof && e.Report != nil && e.Report.OK })
+	r.until(t, "the rotation lease and an evaluation with every key", func() bool {
+		st := r.srv.Status()
+		_, m := fetch(t, nil, r.base+daemon.PathMetrics)
+		return st != nil && len(st.Keys) == 3 && strings.Contains(string(m), "ofmkeys_rotation_lease_held 1")
+	})
+	if st := r.srv.Status(); st.Level != "ok" {
+		t.Fatalf("status with the example policy: %+v", st.Alerts)
+	}
+
+	// Outside its paths: denied, reported.
+	other := fmt.Sprintf("elsewhere-%d", prefixes.Add(1))
+	createKeyset(t, vaultStore(t, v, v.Addr, other), false)
+	denied, err := vaultstore.New(ctx, vaultstore.Config{Address: v.Addr, Token: token, Prefix: other, Attempts: 1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer denied.Close()
+	d := start(t, denied, daemon.Config{DCID: settings.DCID, Monitor: daemon.Monitor{Interval: 50 * time.Millisecond, Rules: monitorRulesStoreDownAtOnce}})
+	d.wait(t, "the denial", func(e daemon.Event) bool { return e.Kind == daemon.EventStoreError })
+	if h := d.srv.Health(); h.Store.OK || h.Store.ErrorKind != "permission" {
+		t.Fatalf("health outside the policy: %+v", h)
+	}
+	d.until(t, "the store alert", func() bool {
+		st := d.srv.Status()
+		return st != nil && len(st.Alerts) == 1 && st.Alerts[0].Rule == monitor.RuleStoreUnreachable && strings.Contains(st.Alerts[0].Summary, "permission")
+	})
 }

@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/urfave/cli/v2"
 
 	"github.com/ofmkeys/ofmkeys/jwks"
 	"github.com/ofmkeys/ofmkeys/keyset"
@@ -136,5 +138,68 @@ func TestTheExampleEnvironmentsAndClientsAreValid(t *testing.T) {
 	clients, err := readClients("../../examples/sandbox-clients.yaml")
 	if err != nil || len(clients) != 1 || clients[0].WebhookURL == "" {
 		t.Fatalf("sandbox-clients.yaml: %v %+v", err, clients)
+	}
+}
+
+// examples/ofmkeys.yaml names every setting of serve (as a key or a
+// commented one), only settings that exist, and its values make a valid
+// daemon configuration (the files it names stood in by test files).
+func TestTheExampleConfigIsCompleteAndValid(t *testing.T) {
+	const path = "../../examples/ofmkeys.yaml"
+	values, err := readConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newApp(nil, io.Discard, io.Discard)
+	known := allFlagNames(app)
+	for k := range values {
+		if !known[k] {
+			t.Errorf("unknown setting %s", k)
+		}
+	}
+	raw, _ := os.ReadFile(path)
+	var serve *cli.Command
+	for _, c := range app.Commands {
+		if c.Name == "serve" {
+			serve = c
+		}
+	}
+	defaults := map[string]string{}
+	for _, f := range append(serve.Flags, globalFlags()...) {
+		name := f.Names()[0]
+		if name == "help" || name == "now" || name == "config" {
+			continue
+		}
+		if !regexp.MustCompile(`(?m)^(# )?` + regexp.QuoteMeta(name) + `:`).Match(raw) {
+			t.Errorf("examples/ofmkeys.yaml does not mention %s", name)
+		}
+		if df, ok := f.(cli.DocGenerationFlag); ok {
+			defaults[name] = df.GetValue()
+		}
+	}
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	cert, _ := sandbox.New(nil)
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.CA().Raw}), 0o644)
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("s3cret\n"), 0o600)
+	cfg, err := serveConfig(func(name string) string {
+		v, ok := values[name]
+		if !ok {
+			v = strings.Trim(defaults[name], `"`)
+		}
+		switch {
+		case strings.HasSuffix(name, "-ca") && v != "":
+			return ca
+		case strings.HasSuffix(name, "-file") && v != "" && name != "snapshot-file" && name != "sink-jwks-file" && name != "sink-pid-file":
+			return secret
+		}
+		return v
+	})
+	if err != nil {
+		t.Fatalf("the example's values: %v", err)
+	}
+	if len(cfg.Monitor.Notifiers) != 2 || len(cfg.Monitor.Watch) != 2 || cfg.Webhook.Listen == "" || !cfg.Rotation.Enabled {
+		t.Fatalf("config %+v", cfg)
 	}
 }
