@@ -37,11 +37,17 @@ gofloor:
 	@$(GO) version
 	@tools/check-go-version.sh "$$($(GO) env GOVERSION)" 1.25.5
 
-# openssl and Node run the interop tests; both come with the machine image,
-# and are installed from Debian when missing.
+# openssl and Node run the interop tests; Chromium renders the status page
+# (headless); promtool checks the example alert rules; systemd-analyze the
+# example unit. Each is installed from Debian when missing (Chromium and
+# Prometheus once: ≈ 250 MB).
+APT := apt-get install -y -qq --no-install-recommends
 deps:
-	@command -v openssl >/dev/null || (apt-get update -qq && apt-get install -y -qq openssl)
-	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	@command -v openssl >/dev/null || (apt-get update -qq && $(APT) openssl)
+	@command -v npm >/dev/null || (apt-get update -qq && $(APT) nodejs npm)
+	@command -v chromium >/dev/null || (apt-get update -qq && $(APT) chromium)
+	@command -v promtool >/dev/null || (apt-get update -qq && $(APT) prometheus)
+	@command -v systemd-analyze >/dev/null || (apt-get update -qq && $(APT) systemd)
 
 $(JOSE): tools/jose-interop/package.json tools/jose-interop/package-lock.json
 	cd tools/jose-interop && npm ci --no-audit --no-fund --loglevel=error
@@ -60,13 +66,14 @@ $(VAULTDEV): tools/vaultdev/main.go tools/vaultdev/go.mod tools/vaultdev/go.sum
 # against raw key generation, and the three-year rotation simulation; the
 # full proof against the sandbox, step by step.
 bench: deps build
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	@command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
+	@command -v wrk >/dev/null || (apt-get update -qq && $(APT) wrk)
+	@command -v nginx >/dev/null || (apt-get update -qq && $(APT) nginx-light)
 	$(GO) test -run '^$$' -bench 'BenchmarkInit|BenchmarkCreateKeyset' -benchtime 20x -count 3 ./cmd/ofmkeys/ | tee bench.out
 	$(GO) test -run '^$$' -bench 'BenchmarkServe' -benchtime 200000x -count 3 ./daemon/ | tee -a bench.out
 	$(GO) test -run '^$$' -bench 'BenchmarkRotationStep' -benchtime 40x -count 3 ./rotation/ | tee -a bench.out
 	$(GO) test -run '^$$' -bench 'BenchmarkCheck' -benchtime 30x -count 3 ./ofmcheck/sandbox/ | tee -a bench.out
 	$(GO) test -run '^$$' -bench 'BenchmarkDataCall' -benchtime 400x -count 3 ./ofmcheck/sandbox/ | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'BenchmarkScan|BenchmarkStatusPage' -benchtime 5x -count 3 -cpu 1,2 ./monitor/ | tee -a bench.out
 	@tools/bench-report.sh bench.out
 	@echo; echo "Three years of rotation on a fake clock (wall time, every invariant checked at every tick):"
 	@$(GO) test -count=1 -run 'TestThreeYears' -v ./rotation/ | grep -E '^--- (PASS|FAIL)'
