@@ -226,12 +226,10 @@ func TestWebhookSignaturesRefuseTamperingAndReplays(t *testing.T) {
 	}
 }
 
-// smtpBackend keeps the mail a real SMTP server (go-smtp) received, after
-// STARTTLS and AUTH PLAIN.
+// smtpBackend hands on the mail a real SMTP server (go-smtp) received,
+// after STARTTLS and AUTH PLAIN.
 type smtpBackend struct {
-	mu   sync.Mutex
-	mail []string
-	got  chan string
+	got chan string
 }
 
 type smtpSession struct {
