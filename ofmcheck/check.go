@@ -522,6 +522,35 @@ func (r *run) dataCall(ctx context.Context, s *Step) error {
 // maxPages bounds how far a paginated list is followed.
 const maxPages = 50
 
+// eachPage reads a cursor-paginated list from base (which has a query):
+// every page, following next_page_params, checking the count the platform
+// gives; it returns the items and pages read.
+func eachPage(base string, get func(url string) (*listPage, error)) (items, pages int, err error) {
+	next := ""
+	for {
+		u := base
+		if next != "" {
+			u += "&next_page_params=" + url.QueryEscape(next)
+		}
+		page, err := get(u)
+		if err != nil {
+			return items, pages, fmt.Errorf("page %d: %w", pages+1, err)
+		}
+		pages++
+		items += len(page.Data)
+		if page.Next == "" {
+			if page.Meta.Total != 0 && items != page.Meta.Total {
+				return items, pages, fmt.Errorf("%d items over %d pages, but the platform counts %d", items, pages, page.Meta.Total)
+			}
+			return items, pages, nil
+		}
+		if pages == maxPages {
+			return items, pages, fmt.Errorf("more than %d pages: the cursor does not advance", maxPages)
+		}
+		next = page.Next
+	}
+}
+
 // dataPages reads every page of the first account's transactions,
 // following the platform's cursor.
 func (r *run) dataPages(ctx context.Context, s *Step) error {
@@ -529,28 +558,12 @@ func (r *run) dataPages(ctx context.Context, s *Step) error {
 		return errors.New("the consent covers no account")
 	}
 	base := r.disc.ResourceServer + "/accounts/" + url.PathEscape(r.account) + "/transactions?page_size=25"
-	next, items, pages := "", 0, 0
-	for {
-		u := base
-		if next != "" {
-			u += "&next_page_params=" + url.QueryEscape(next)
-		}
+	items, pages, err := eachPage(base, func(u string) (*listPage, error) {
 		page, _, err := r.dataGet(ctx, u, s)
-		if err != nil {
-			return fmt.Errorf("page %d: %w", pages+1, err)
-		}
-		pages++
-		items += len(page.Data)
-		if page.Next == "" {
-			if page.Meta.Total != 0 && items != page.Meta.Total {
-				return fmt.Errorf("%d transactions over %d pages, but the platform counts %d", items, pages, page.Meta.Total)
-			}
-			break
-		}
-		if pages == maxPages {
-			return fmt.Errorf("more than %d pages: the cursor does not advance", maxPages)
-		}
-		next = page.Next
+		return page, err
+	})
+	if err != nil {
+		return err
 	}
 	s.Detail = fmt.Sprintf("%d transactions in %d signed, encrypted pages", items, pages)
 	return nil
@@ -588,29 +601,19 @@ func (r *run) providers(ctx context.Context, s *Step) error {
 		return fmt.Errorf("client_credentials: %w", err)
 	}
 	r.service = t.AccessToken
-	next, n, pages := "", 0, 0
-	for {
-		u := r.disc.ResourceServer + "/providers?page_size=5"
-		if next != "" {
-			u += "&next_page_params=" + url.QueryEscape(next)
-		}
+	n, pages, err := eachPage(r.disc.ResourceServer+"/providers?page_size=5", func(u string) (*listPage, error) {
 		body, err := r.signedGet(ctx, u, r.service, s)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var page listPage
 		if err := json.Unmarshal(body, &page); err != nil {
-			return fmt.Errorf("the providers list is not JSON: %v", err)
+			return nil, fmt.Errorf("the providers list is not JSON: %v", err)
 		}
-		pages++
-		n += len(page.Data)
-		if page.Next == "" {
-			break
-		}
-		if pages == maxPages {
-			return fmt.Errorf("more than %d pages: the cursor does not advance", maxPages)
-		}
-		next = page.Next
+		return &page, nil
+	})
+	if err != nil {
+		return err
 	}
 	s.Detail = fmt.Sprintf("%d providers in %d pages", n, pages)
 	return nil

@@ -93,7 +93,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rc.OnReject != nil {
 			rc.OnReject(reason, err)
 		}
-		writeError(w, code, reason, err.Error())
+		WriteError(w, code, reason, err.Error())
 	}
 	switch {
 	case r.Method != http.MethodPost:
@@ -118,7 +118,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rc.OnEvent != nil {
 		rc.OnEvent(ev, dup)
 	}
-	writeJSONBody(w, http.StatusOK, map[string]any{"received": ev.EventID, "duplicate": dup})
+	WriteJSON(w, http.StatusOK, map[string]any{"received": ev.EventID, "duplicate": dup})
 }
 
 // verify checks an event's signature and claims.
@@ -247,11 +247,14 @@ func KidOf(token string) string {
 	return h.Kid
 }
 
-func writeError(w http.ResponseWriter, code int, kind, desc string) {
-	writeJSONBody(w, code, map[string]string{"error": kind, "error_description": desc})
+// WriteError answers an OAuth-style error (OFM-SPEC §6): {"error",
+// "error_description"} with the HTTP status.
+func WriteError(w http.ResponseWriter, code int, kind, desc string) {
+	WriteJSON(w, code, map[string]string{"error": kind, "error_description": desc})
 }
 
-func writeJSONBody(w http.ResponseWriter, code int, v any) {
+// WriteJSON answers v as JSON, never cached.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -48,7 +47,7 @@ func (s *Server) Serve(ln net.Listener) (*http.Server, string) {
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	iss := s.issuer
-	writeJSON(w, 200, map[string]any{
+	ofmcheck.WriteJSON(w, 200, map[string]any{
 		"issuer": iss, "authorization_endpoint": iss + "/authorize", "token_endpoint": iss + "/token",
 		"pushed_authorization_request_endpoint": iss + "/par", "jwks_uri": iss + "/jwks",
 		"introspection_endpoint": iss + "/introspect", "revocation_endpoint": iss + "/revoke", "userinfo_endpoint": iss + "/userinfo",
@@ -64,7 +63,7 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.jwksHits++
 	s.mu.Unlock()
-	writeJSON(w, 200, s.PlatformJWKS())
+	ofmcheck.WriteJSON(w, 200, s.PlatformJWKS())
 }
 
 // JWKSHits counts the fetches of the platform's JWKS.
@@ -74,16 +73,6 @@ func (s *Server) JWKSHits() int {
 	return s.jwksHits
 }
 
-func oauthError(w http.ResponseWriter, code int, kind, desc string) {
-	writeJSON(w, code, map[string]string{"error": kind, "error_description": desc})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
 
 // authenticate checks the client certificate against the registration and
 // the client assertion (private_key_jwt) in the form; it returns the client
@@ -136,18 +125,18 @@ func (s *Server) authenticate(r *http.Request) (*Client, string, error) {
 func (s *Server) pushed(w http.ResponseWriter, r *http.Request) {
 	c, _, err := s.authenticate(r)
 	if err != nil {
-		oauthError(w, 401, "invalid_client", err.Error())
+		ofmcheck.WriteError(w, 401, "invalid_client", err.Error())
 		return
 	}
 	keys, err := c.keys(r.Context(), ofmcheck.KidOf(r.PostForm.Get("request")))
 	if err != nil {
-		oauthError(w, 400, "invalid_client", "the client's JWKS: "+err.Error())
+		ofmcheck.WriteError(w, 400, "invalid_client", "the client's JWKS: "+err.Error())
 		return
 	}
 	ro, err := ofmcheck.CheckRequestObject(r.PostForm.Get("request"), keys, ofmcheck.JARRules{
 		ClientID: c.ClientID, Issuer: s.issuer, RedirectURIs: c.RedirectURIs, DCID: c.DCID, Now: s.clock.Now()})
 	if err != nil {
-		oauthError(w, 400, "invalid_request_object", err.Error())
+		ofmcheck.WriteError(w, 400, "invalid_request_object", err.Error())
 		return
 	}
 	uri := "urn:ietf:params:oauth:request_uri:" + ofmcheck.NewUUID()
@@ -155,7 +144,7 @@ func (s *Server) pushed(w http.ResponseWriter, r *http.Request) {
 	s.par[uri] = parEntry{clientID: c.ClientID, ro: ro, expires: s.clock.Now().Add(PARTTL)}
 	s.mu.Unlock()
 	w.Header().Set("x-fapi-interaction-id", r.Header.Get("x-fapi-interaction-id"))
-	writeJSON(w, 201, map[string]any{"request_uri": uri, "expires_in": int(PARTTL / time.Second)})
+	ofmcheck.WriteJSON(w, 201, map[string]any{"request_uri": uri, "expires_in": int(PARTTL / time.Second)})
 }
 
 // authorize auto-approves the sandbox's test user and redirects with a code.
@@ -191,7 +180,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	c, tp, err := s.authenticate(r)
 	if err != nil {
-		oauthError(w, 401, "invalid_client", err.Error())
+		ofmcheck.WriteError(w, 401, "invalid_client", err.Error())
 		return
 	}
 	now := s.clock.Now()
@@ -204,13 +193,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		switch {
 		case !ok || cg.clientID != c.ClientID || now.After(cg.expires):
-			oauthError(w, 400, "invalid_grant", "unknown, used or expired code")
+			ofmcheck.WriteError(w, 400, "invalid_grant", "unknown, used or expired code")
 			return
 		case cg.redirect != r.PostForm.Get("redirect_uri"):
-			oauthError(w, 400, "invalid_grant", "redirect_uri differs from the authorization request")
+			ofmcheck.WriteError(w, 400, "invalid_grant", "redirect_uri differs from the authorization request")
 			return
 		case !ofmcheck.ValidVerifier(r.PostForm.Get("code_verifier")) || ofmcheck.S256(r.PostForm.Get("code_verifier")) != cg.challenge:
-			oauthError(w, 400, "invalid_grant", "PKCE verification failed")
+			ofmcheck.WriteError(w, 400, "invalid_grant", "PKCE verification failed")
 			return
 		}
 		g = cg
@@ -219,18 +208,18 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		rg, ok := s.refresh[r.PostForm.Get("refresh_token")]
 		s.mu.Unlock()
 		if !ok || rg.clientID != c.ClientID {
-			oauthError(w, 400, "invalid_grant", "unknown refresh token")
+			ofmcheck.WriteError(w, 400, "invalid_grant", "unknown refresh token")
 			return
 		}
 		g = rg
 	case "client_credentials":
 		if !slices.Contains(strings.Fields(r.PostForm.Get("scope")), "accounts") {
-			oauthError(w, 400, "invalid_scope", "client_credentials tokens are for scope accounts")
+			ofmcheck.WriteError(w, 400, "invalid_scope", "client_credentials tokens are for scope accounts")
 			return
 		}
 		g = grant{clientID: c.ClientID, scope: "accounts"}
 	default:
-		oauthError(w, 400, "unsupported_grant_type", "authorization_code, refresh_token or client_credentials")
+		ofmcheck.WriteError(w, 400, "unsupported_grant_type", "authorization_code, refresh_token or client_credentials")
 		return
 	}
 	g.thumbprint, g.expires = tp, now.Add(AccessTTL)
@@ -248,14 +237,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		resp["authorization_details"] = []map[string]any{{"type": ofmcheck.ConsentType, "consent_id": g.consentID, "status": "authorized", "accounts": testAccounts}}
 	}
 	s.mu.Unlock()
-	writeJSON(w, 200, resp)
+	ofmcheck.WriteJSON(w, 200, resp)
 }
 
 // introspect is RFC 7662 for the client's own tokens.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	c, _, err := s.authenticate(r)
 	if err != nil {
-		oauthError(w, 401, "invalid_client", err.Error())
+		ofmcheck.WriteError(w, 401, "invalid_client", err.Error())
 		return
 	}
 	tok := r.PostForm.Get("token")
@@ -266,7 +255,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if !ok || g.clientID != c.ClientID || (!g.expires.IsZero() && s.clock.Now().After(g.expires) && s.isAccess(tok)) {
-		writeJSON(w, 200, map[string]any{"active": false})
+		ofmcheck.WriteJSON(w, 200, map[string]any{"active": false})
 		return
 	}
 	out := map[string]any{"active": true, "client_id": g.clientID, "scope": g.scope, "token_type": "Bearer",
@@ -277,7 +266,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	if g.consentID != "" {
 		out["consent_id"] = g.consentID
 	}
-	writeJSON(w, 200, out)
+	ofmcheck.WriteJSON(w, 200, out)
 }
 
 func (s *Server) isAccess(tok string) bool {
@@ -292,7 +281,7 @@ func (s *Server) isAccess(tok string) bool {
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	c, _, err := s.authenticate(r)
 	if err != nil {
-		oauthError(w, 401, "invalid_client", err.Error())
+		ofmcheck.WriteError(w, 401, "invalid_client", err.Error())
 		return
 	}
 	tok := r.PostForm.Get("token")
@@ -315,9 +304,9 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.consentID == "" || !slices.Contains(strings.Fields(g.scope), "openid") {
-		oauthError(w, 403, "insufficient_scope", "userinfo needs a token of a consent granted with scope openid")
+		ofmcheck.WriteError(w, 403, "insufficient_scope", "userinfo needs a token of a consent granted with scope openid")
 		return
 	}
-	writeJSON(w, 200, map[string]any{"sub": g.consentID, "name": TestUser, "email": "test.user@example.my", "id_type": "NRIC",
+	ofmcheck.WriteJSON(w, 200, map[string]any{"sub": g.consentID, "name": TestUser, "email": "test.user@example.my", "id_type": "NRIC",
 		"hashed_id_number": "c2FuZGJveC10ZXN0LXVzZXI"})
 }

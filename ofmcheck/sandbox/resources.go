@@ -34,7 +34,7 @@ type apiError struct {
 	kind, desc string
 }
 
-func (e *apiError) write(w http.ResponseWriter) { oauthError(w, e.code, e.kind, e.desc) }
+func (e *apiError) write(w http.ResponseWriter) { ofmcheck.WriteError(w, e.code, e.kind, e.desc) }
 
 // bearer checks a resource call: mutual TLS, a known and current access
 // token, bound to the certificate on the connection.
@@ -116,7 +116,7 @@ func (s *Server) dataCall(w http.ResponseWriter, r *http.Request, build func(q p
 	}
 	keys, err := c.keys(r.Context(), "")
 	if err != nil {
-		oauthError(w, 500, "server_error", "the client's JWKS cannot be read")
+		ofmcheck.WriteError(w, 500, "server_error", "the client's JWKS cannot be read")
 		return
 	}
 	var encTo *rsaPublicKey
@@ -127,13 +127,13 @@ func (s *Server) dataCall(w http.ResponseWriter, r *http.Request, build func(q p
 		}
 	}
 	if encTo == nil {
-		oauthError(w, 400, "invalid_client", "the client's JWKS has no encryption key")
+		ofmcheck.WriteError(w, 400, "invalid_client", "the client's JWKS has no encryption key")
 		return
 	}
 	if s.switchNow() == RotatedKey {
 		s.Misbehave(Behave) // one rotation
 		if _, err := s.RotatePlatformKey(); err != nil {
-			oauthError(w, 500, "server_error", "cannot rotate the platform key")
+			ofmcheck.WriteError(w, 500, "server_error", "cannot rotate the platform key")
 			return
 		}
 	}
@@ -145,7 +145,7 @@ func (s *Server) dataCall(w http.ResponseWriter, r *http.Request, build func(q p
 		body, err = s.misbehaveAnswer(sw, c, encTo, req.InteractionID, now)
 	}
 	if err != nil {
-		oauthError(w, 500, "server_error", "cannot build the response")
+		ofmcheck.WriteError(w, 500, "server_error", "cannot build the response")
 		return
 	}
 	w.Header().Set("Content-Type", "application/jose")
@@ -328,7 +328,7 @@ func (s *Server) providers(w http.ResponseWriter, r *http.Request) {
 	}
 	iss := s.issuer
 	w.Header().Set("x-fapi-interaction-id", r.Header.Get("x-fapi-interaction-id"))
-	writeJSON(w, 200, s.list(q, ProviderCount, func(i int) map[string]any {
+	ofmcheck.WriteJSON(w, 200, s.list(q, ProviderCount, func(i int) map[string]any {
 		id := fmt.Sprintf("DP98765432%02d", 10+i)
 		return map[string]any{"dp_id": id, "name": fmt.Sprintf("Sandbox Bank %c", 'A'+i), "status": "active",
 			"authorization_server": iss, "resource_server": iss + "/v1"}
@@ -368,7 +368,7 @@ func (s *Server) getConsent(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	out := consentJSON(cs, c.DCID)
 	s.mu.Unlock()
-	writeJSON(w, 200, out)
+	ofmcheck.WriteJSON(w, 200, out)
 }
 
 // consentMoves are the changes a DC may ask for, from the statuses each
@@ -385,7 +385,7 @@ var consentMoves = map[string]struct {
 func (s *Server) changeConsent(w http.ResponseWriter, r *http.Request) {
 	move, ok := consentMoves[r.PathValue("action")]
 	if !ok {
-		oauthError(w, 404, "not_found", "consent actions are revoke, suspend and reactivate")
+		ofmcheck.WriteError(w, 404, "not_found", "consent actions are revoke, suspend and reactivate")
 		return
 	}
 	cs, c, e := s.consentFrom(r)
@@ -397,12 +397,12 @@ func (s *Server) changeConsent(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(move.from, cs.status) {
 		st := cs.status
 		s.mu.Unlock()
-		oauthError(w, 409, "invalid_request", fmt.Sprintf("a %s consent cannot be %s", st, move.to))
+		ofmcheck.WriteError(w, 409, "invalid_request", fmt.Sprintf("a %s consent cannot be %s", st, move.to))
 		return
 	}
 	cs.status, cs.updated = move.to, s.clock.Now()
 	out := consentJSON(cs, c.DCID)
 	s.mu.Unlock()
 	s.notify(c, cs.id, move.to, "dc")
-	writeJSON(w, 200, out)
+	ofmcheck.WriteJSON(w, 200, out)
 }
