@@ -73,7 +73,6 @@ func (s *Server) JWKSHits() int {
 	return s.jwksHits
 }
 
-
 // authenticate checks the client certificate against the registration and
 // the client assertion (private_key_jwt) in the form; it returns the client
 // and the certificate's thumbprint.
