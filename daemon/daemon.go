@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,6 +266,13 @@ func (s *Server) Reload(cfg Config) error {
 		s.log.Warn("the listen address changes only on restart", "listen", s.cfg.Listen, "wanted", cfg.Listen)
 		cfg.Listen = s.cfg.Listen
 	}
+	// What the monitor watches and whom it tells are set up at start; the
+	// thresholds and intervals apply at once.
+	old, m := s.cfg.Monitor, &cfg.Monitor
+	if !slices.Equal(old.Watch, m.Watch) || !slices.Equal(old.ProbeTLS, m.ProbeTLS) || !slices.Equal(old.ProbeJWKS, m.ProbeJWKS) || len(old.Notifiers) != len(m.Notifiers) {
+		s.log.Warn("watched paths, probe targets and notifiers change only on restart; the new thresholds and intervals apply now")
+	}
+	m.Watch, m.ProbeTLS, m.ProbeJWKS, m.ProbeRoots, m.Notifiers = old.Watch, old.ProbeTLS, old.ProbeJWKS, old.ProbeRoots, old.Notifiers
 	s.cfg = cfg
 	s.cfgMu.Unlock()
 	s.handler.SetOptions(cfg.Serve)

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"math/big"
 	"net"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -97,7 +98,10 @@ func TestATransportCertificateWithoutClientAuthIsRefused(t *testing.T) {
 	cred.Transport = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	rep := ofmcheck.Check(ctx, ofmcheck.Env{Issuer: issuer, Roots: roots, ClientID: clientID, DCID: dcID, DPID: "DP9876543210", RedirectURI: redirect}, cred, nil)
 	last := rep.Steps[len(rep.Steps)-1]
-	if rep.OK || last.Name != "par" || !strings.Contains(last.Error, "bad certificate") {
+	// TLS 1.3: the client finishes its side of the handshake before the
+	// server has judged its certificate, so the refusal arrives as the
+	// alert, or as the connection closed under the request being written.
+	if rep.OK || last.Name != "par" || !regexp.MustCompile(`bad certificate|broken pipe|connection reset|EOF`).MatchString(last.Error) {
 		t.Fatalf("got %s: %s", last.Name, last.Error)
 	}
 }
