@@ -10,6 +10,8 @@ import (
 
 // NegativeCase is a misbehaviour and how the DC side must refuse it.
 type NegativeCase struct {
+	// Switch is the misbehaviour's name: a Switch, or "tls:" and a
+	// TLSFault.
 	Switch Switch `json:"switch"`
 	// Step is where the check must stop, Error what its error must say;
 	// an empty Step means the DC must cope and the check pass.
@@ -19,8 +21,8 @@ type NegativeCase struct {
 	timeout time.Duration
 }
 
-// NegativeCases are RELIABILITY.md §7.1's inbound cases the sandbox can
-// produce, with the refusal each must get.
+// NegativeCases are RELIABILITY.md §7.1's inbound cases and §7.4's TLS
+// ones the sandbox can produce, with the refusal each must get.
 var NegativeCases = []NegativeCase{
 	{BadSignature, "data-call", "outer signature", 0},
 	{AlgNone, "data-call", "outer signature", 0},
@@ -34,6 +36,14 @@ var NegativeCases = []NegativeCase{
 	{Oversized, "data-call", "larger than", 0},
 	{SlowBody, "data-call", "Client.Timeout", time.Second},
 	{RotatedKey, "", "", 0},
+	// RELIABILITY.md §7.4: the platform's TLS, refused at the first
+	// connection.
+	{"tls:" + Switch(TLSUnknownCA), "discovery", "certificate signed by unknown authority", 0},
+	{"tls:" + Switch(TLSWrongName), "discovery", "doesn't contain any IP SANs", 0},
+	{"tls:" + Switch(TLSExpired), "discovery", "certificate has expired", 0},
+	{"tls:" + Switch(TLSSHA1), "discovery", "SHA1", 0},
+	{"tls:" + Switch(TLSNoIntermediate), "discovery", "certificate signed by unknown authority", 0},
+	{"tls:" + Switch(TLSCBCOnly), "discovery", "handshake failure", 0},
 }
 
 // NegativeResult is one case's outcome: Refused when the check stopped at
@@ -47,9 +57,19 @@ type NegativeResult struct {
 // RunNegative runs the check once per case with the sandbox misbehaving.
 func RunNegative(ctx context.Context, s *Server, env ofmcheck.Env, cred ofmcheck.Credentials) []NegativeResult {
 	defer s.Misbehave(Behave)
+	defer s.SetTLSFault(TLSGood)
 	var out []NegativeResult
 	for _, nc := range NegativeCases {
-		s.Misbehave(nc.Switch)
+		if fault, ok := strings.CutPrefix(string(nc.Switch), "tls:"); ok {
+			s.Misbehave(Behave)
+			if err := s.SetTLSFault(TLSFault(fault)); err != nil {
+				out = append(out, NegativeResult{NegativeCase: nc, Got: err.Error()})
+				continue
+			}
+		} else {
+			s.SetTLSFault(TLSGood)
+			s.Misbehave(nc.Switch)
+		}
 		e := env
 		if nc.timeout != 0 {
 			e.Timeout = nc.timeout

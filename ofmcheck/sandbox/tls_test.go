@@ -38,13 +38,14 @@ func (l *countingListener) Accept() (net.Conn, error) {
 // RELIABILITY.md §7.4: a platform whose TLS is wrong is refused at the
 // first connection, with the reason, and not retried.
 func TestEveryTLSFaultOfThePlatformIsRefused(t *testing.T) {
-	want := map[sandbox.TLSFault]string{
-		sandbox.TLSUnknownCA:      "certificate signed by unknown authority",
-		sandbox.TLSWrongName:      "doesn't contain any IP SANs",
-		sandbox.TLSExpired:        "certificate has expired",
-		sandbox.TLSSHA1:           "SHA1",
-		sandbox.TLSNoIntermediate: "certificate signed by unknown authority",
-		sandbox.TLSCBCOnly:        "handshake failure",
+	want := map[sandbox.TLSFault]string{} // the refusals check --negative expects
+	for _, nc := range sandbox.NegativeCases {
+		if f, ok := strings.CutPrefix(string(nc.Switch), "tls:"); ok {
+			want[sandbox.TLSFault(f)] = nc.Error
+		}
+	}
+	if len(want) != len(sandbox.TLSFaults) {
+		t.Fatalf("NegativeCases covers %d of the %d TLS faults", len(want), len(sandbox.TLSFaults))
 	}
 	sb, _, roots, s, ks := setup(t)
 	register(sb, ks, ks.Active(pki.Transport).Kid, ofmcheck.XSigClassic)
