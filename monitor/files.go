@@ -320,11 +320,17 @@ func (f *Files) Watch(ctx context.Context) error {
 						dirtyFiles[ev.Name] = true // one file of a watched folder
 					}
 				}
-				// A watched folder made again: watch it again.
-				if _, watched := dirs[ev.Name]; watched && ev.Has(fsnotify.Create) {
-					w.Add(ev.Name)
-					for _, p := range dirs[ev.Name] {
-						dirty[p] = true
+				// A watched folder made (again): watch it (again). A watched
+				// path missing at start may turn up as a folder.
+				if ev.Has(fsnotify.Create) && (dirs[ev.Name] != nil || slices.Contains(paths, ev.Name)) {
+					if info, err := os.Stat(ev.Name); err == nil && info.IsDir() {
+						w.Add(ev.Name)
+						if dirs[ev.Name] == nil {
+							dirs[ev.Name] = []string{ev.Name}
+						}
+						for _, p := range dirs[ev.Name] {
+							dirty[p] = true
+						}
 					}
 				}
 				if _, watched := dirs[ev.Name]; watched && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {

@@ -174,3 +174,20 @@ func TestWatchedFilesFollowEveryWayOfReplacingThem(t *testing.T) {
 		t.Fatalf("problems %+v", f.Problems())
 	}
 }
+
+// A watched folder that does not exist yet is reported, and watched once
+// it is made.
+func TestAWatchedFolderMadeLaterIsWatched(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "later")
+	f := &monitor.Files{Paths: []string{dir}}
+	changed := watch(t, f)
+	if p := f.Problems(); len(p) != 1 || !strings.Contains(p[0].Error, "no such file") {
+		t.Fatalf("problems %+v", p)
+	}
+	c, _ := issue(t, "later", now, now.AddDate(0, 1, 0), false, nil, nil)
+	os.Mkdir(dir, 0o755)
+	until(t, changed, "the folder made", func() bool { return len(f.Problems()) == 0 })
+	writeAtomic(t, filepath.Join(dir, "x.pem"), certPEM(c))
+	until(t, changed, "a file in it", func() bool { return notAfterOf(f, "x.pem").Equal(c.NotAfter) })
+}

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/mail"
 	"os"
 	"strings"
 	"time"
@@ -134,6 +136,14 @@ func monitorFromText(get func(string) string) (daemon.Monitor, error) {
 		e := &monitor.Email{Addr: addr, From: get("notify-smtp-from"), To: list(get("notify-smtp-to")), Username: get("notify-smtp-user")}
 		if e.From == "" || len(e.To) == 0 {
 			return m, configError{errors.New("--notify-smtp needs --notify-smtp-from and --notify-smtp-to")}
+		}
+		for _, a := range append([]string{e.From}, e.To...) {
+			if addr, err := mail.ParseAddress(a); err != nil || addr.Name != "" {
+				return m, configError{fmt.Errorf("--notify-smtp-from/--notify-smtp-to: %q is not an email address (name@domain)", a)}
+			}
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return m, configError{fmt.Errorf("--notify-smtp %q: want host:port, e.g. smtp.example.my:587", addr)}
 		}
 		if f := get("notify-smtp-password-file"); f != "" {
 			if e.Password, err = secretFile("notify-smtp-password-file", f); err != nil {
