@@ -199,11 +199,16 @@ func (s *Server) serve(snap *jwks.Snapshot, source string, ks *keyset.Keyset) {
 	}
 	gen := s.st.generation
 	s.st.mu.Unlock()
-	if prev == nil || prev.ETag != snap.ETag {
+	changed := prev == nil || prev.ETag != snap.ETag
+	if changed {
 		s.log.Info("serving a new JWKS", "dc_id", snap.DCID, "generation", gen, "etag", snap.ETag, "source", source, "state_version", snap.StateVersion)
+	}
+	// Observed before the loops it wakes report: a self-check's event
+	// never comes before the snapshot it checked.
+	s.observe(Event{Kind: EventSnapshot, Generation: gen, ETag: snap.ETag, Source: source})
+	if changed {
 		poke(s.lintNow)
 	}
-	s.observe(Event{Kind: EventSnapshot, Generation: gen, ETag: snap.ETag, Source: source})
 	poke(s.evalNow)
 }
 
