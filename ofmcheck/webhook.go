@@ -2,9 +2,11 @@ package ofmcheck
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +25,9 @@ import (
 // The consent event webhook (OFM-SPEC §7): PayNet POSTs to the DC's
 // {webhook}/consents/events over mutual TLS a body signed with its key. The
 // body is a compact PS256 JWS (Content-Type application/jose) whose payload
-// is a ConsentEvent; EventID makes repeats recognisable.
+// is a ConsentEvent. OFM-SPEC §7 names no event id: a repeat is recognised
+// by event_id when the platform sends one, else by the signed payload's
+// SHA-256 (a repeat is the same signed event).
 
 // WebhookPath is where the DC receives consent events.
 const WebhookPath = "/consents/events"
@@ -109,10 +113,14 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusRequestEntityTooLarge, "invalid_request", fmt.Errorf("the body is larger than %d bytes", maxEventBody))
 		return
 	}
-	ev, err := rc.verify(r.Context(), body)
+	ev, payload, err := rc.verify(r.Context(), body)
 	if err != nil {
 		reject(http.StatusBadRequest, "invalid_request", err)
 		return
+	}
+	if ev.EventID == "" {
+		sum := sha256.Sum256(payload)
+		ev.EventID = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	dup := rc.record(ev)
 	if rc.OnEvent != nil {
@@ -121,20 +129,21 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]any{"received": ev.EventID, "duplicate": dup})
 }
 
-// verify checks an event's signature and claims.
-func (rc *Receiver) verify(ctx context.Context, body []byte) (ConsentEvent, error) {
+// verify checks an event's signature and claims; it returns the event and
+// the signed payload.
+func (rc *Receiver) verify(ctx context.Context, body []byte) (ConsentEvent, []byte, error) {
 	var ev ConsentEvent
 	token := string(body)
 	keys, err := rc.Platform(ctx, KidOf(token))
 	if err != nil {
-		return ev, fmt.Errorf("the platform's JWKS: %v", err)
+		return ev, nil, fmt.Errorf("the platform's JWKS: %v", err)
 	}
 	v, err := jwks.Verify(token, nil, keys)
 	if err != nil {
-		return ev, err
+		return ev, nil, err
 	}
 	if err := json.Unmarshal(v.Payload, &ev); err != nil {
-		return ev, errors.New("the event is not a JSON object of the expected fields")
+		return ev, nil, errors.New("the event is not a JSON object of the expected fields")
 	}
 	skew := rc.Skew
 	if skew == 0 {
@@ -143,19 +152,19 @@ func (rc *Receiver) verify(ctx context.Context, body []byte) (ConsentEvent, erro
 	now := rc.now()
 	switch {
 	case ev.EventType != EventConsentStatus:
-		return ev, fmt.Errorf("event_type %q: want %s", truncate(ev.EventType), EventConsentStatus)
-	case !IsUUID(ev.EventID):
-		return ev, errors.New("event_id is not a UUID")
+		return ev, nil, fmt.Errorf("event_type %q: want %s", truncate(ev.EventType), EventConsentStatus)
+	case len(ev.EventID) > 128:
+		return ev, nil, errors.New("event_id is longer than 128 characters")
 	case !IsUUID(ev.ConsentID):
-		return ev, errors.New("consent_id is not a UUID")
+		return ev, nil, errors.New("consent_id is not a UUID")
 	case ev.DCID != rc.dcID():
-		return ev, fmt.Errorf("dc_id %q is not ours", truncate(ev.DCID))
+		return ev, nil, fmt.Errorf("dc_id %q is not ours", truncate(ev.DCID))
 	case !slices.Contains(ConsentStatuses, ev.Status):
-		return ev, fmt.Errorf("status %q is not a consent status", truncate(ev.Status))
+		return ev, nil, fmt.Errorf("status %q is not a consent status", truncate(ev.Status))
 	case ev.Iat < now.Add(-skew).Unix() || ev.Iat > now.Add(skew).Unix():
-		return ev, fmt.Errorf("iat %d is outside ±%v of now (%d)", ev.Iat, skew, now.Unix())
+		return ev, nil, fmt.Errorf("iat %d is outside ±%v of now (%d)", ev.Iat, skew, now.Unix())
 	}
-	return ev, nil
+	return ev, v.Payload, nil
 }
 
 // SetDCID sets the DC whose events are accepted, while serving.

@@ -36,6 +36,7 @@ func TestTheWebhookReceiverRefusesHostileDeliveries(t *testing.T) {
 		return s
 	}
 	good := event(nil)
+	noID := event(func(m map[string]any) { delete(m, "event_id") })
 	verified := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
 	cases := []struct {
 		name, method, body string
@@ -56,7 +57,9 @@ func TestTheWebhookReceiverRefusesHostileDeliveries(t *testing.T) {
 		{"unknown event type", "POST", event(func(m map[string]any) { m["event_type"] = "payment_made" }), verified, 400, "event_type"},
 		{"unknown status", "POST", event(func(m map[string]any) { m["status"] = "<script>" }), verified, 400, "status"},
 		{"consent id not a UUID", "POST", event(func(m map[string]any) { m["consent_id"] = "../../etc" }), verified, 400, "consent_id"},
-		{"no event id", "POST", event(func(m map[string]any) { delete(m, "event_id") }), verified, 400, "event_id"},
+		{"no event id: accepted, known by its payload", "POST", noID, verified, 200, "sha256:"},
+		{"the same again: a repeat", "POST", noID, verified, 200, `"duplicate":true`},
+		{"an absurd event id", "POST", event(func(m map[string]any) { m["event_id"] = strings.Repeat("x", 200) }), verified, 400, "event_id"},
 		{"an old event replayed", "POST", event(func(m map[string]any) { m["iat"] = now.Add(-time.Hour).Unix() }), verified, 400, "iat"},
 		{"iat a string", "POST", event(func(m map[string]any) { m["iat"] = "now" }), verified, 400, "expected fields"},
 	}
@@ -82,8 +85,8 @@ func TestTheWebhookReceiverRefusesHostileDeliveries(t *testing.T) {
 			t.Errorf("%s: the refusal is not an OAuth-style error: %s", tc.name, w.Body)
 		}
 	}
-	if recorded != 1 || dups != 1 || len(rc.Events()) != 1 {
-		t.Fatalf("recorded %d, repeats %d, events %d; want 1, 1, 1", recorded, dups, len(rc.Events()))
+	if recorded != 2 || dups != 2 || len(rc.Events()) != 2 {
+		t.Fatalf("recorded %d, repeats %d, events %d; want 2, 2, 2", recorded, dups, len(rc.Events()))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
