@@ -242,7 +242,12 @@ func listenForRedirect(ctx context.Context, c *cli.Context, r *url.URL, authoriz
 		fmt.Fprintln(w, "ofmkeys has the answer; you can close this tab.")
 	})}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Let the browser have its page before the listener goes.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
 	fmt.Fprintf(c.App.ErrWriter, "Open this URL in a browser, log in as the test user and approve the consent:\n\n  %s\n\nWaiting for the browser at %s …\n", authorizeURL, r.String())
 	select {
 	case u := <-got:
