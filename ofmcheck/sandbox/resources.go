@@ -181,7 +181,7 @@ func dribble(ctx context.Context, w http.ResponseWriter, body string) {
 // dataResponse is OFM-SPEC §5's answer: the data signed by the provider,
 // encrypted to the DC, the JWE carried in claims signed by the platform.
 func (s *Server) dataResponse(c *Client, to *rsaPublicKey, data []byte, jti string, now time.Time) (string, error) {
-	inner, err := s.sign(data)
+	inner, err := jwks.Sign(s.dp.key, s.dp.kid, data, false) // by the data provider
 	if err != nil {
 		return "", err
 	}

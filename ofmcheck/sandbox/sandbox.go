@@ -115,6 +115,8 @@ type Server struct {
 	faultCerts map[TLSFault]*tls.Certificate
 	// signing holds the platform's keys, the one signing now first.
 	signing     []platformKey
+	// dp is the test data providers' signing key (the inner JWS).
+	dp platformKey
 	consents    map[string]*consent
 	cursorKey   []byte
 	webhookCert tls.Certificate
@@ -158,8 +160,12 @@ const (
 	PARTTL    = 90 * time.Second
 )
 
-// PlatformKid is the kid of the sandbox's first signing key.
-const PlatformKid = "sandbox-ofp-1"
+// PlatformKid is the kid of the sandbox's first signing key; DPKid the
+// test data providers' (they sign the data inside the JWE).
+const (
+	PlatformKid = "sandbox-ofp-1"
+	DPKid       = "sandbox-dp-1"
+)
 
 // New makes a sandbox with its own CA, server certificate (127.0.0.1 and
 // localhost) and signing key. A nil clock means the real one.
@@ -175,6 +181,11 @@ func New(clock Clock) (*Server, error) {
 		return nil, err
 	}
 	s.signing = []platformKey{{PlatformKid, platform}}
+	dpKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	s.dp = platformKey{DPKid, dpKey}
 	if s.caKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		return nil, err
 	}
@@ -245,12 +256,13 @@ func (s *Server) Register(c Client) {
 	s.clients[c.ClientID] = &cc
 }
 
-// PlatformJWKS is the sandbox's public JWKS: every signing key it holds.
+// PlatformJWKS is the sandbox's public JWKS: every platform signing key it
+// holds, and the test data providers' key.
 func (s *Server) PlatformJWKS() *jose.JSONWebKeySet {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := &jose.JSONWebKeySet{}
-	for _, k := range s.signing {
+	for _, k := range append(slices.Clone(s.signing), s.dp) {
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.key.PublicKey, KeyID: k.kid, Use: "sig", Algorithm: "PS256"})
 	}
 	return set
