@@ -114,9 +114,9 @@ type Server struct {
 	tlsFault   TLSFault
 	faultCerts map[TLSFault]*tls.Certificate
 	// signing holds the platform's keys, the one signing now first.
-	signing     []platformKey
+	signing []platformKey
 	// dp is the test data providers' signing key (the inner JWS).
-	dp platformKey
+	dp          platformKey
 	consents    map[string]*consent
 	cursorKey   []byte
 	webhookCert tls.Certificate
