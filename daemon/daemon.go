@@ -66,6 +66,10 @@ type Config struct {
 	// start and after every rotation step (transport certificates are then
 	// confirmed by their proof).
 	Sandbox bool
+	// ProofEnv, without Sandbox, is the environment the keys are proven
+	// against at start and after every rotation step (a standalone
+	// sandbox, or PayNet's with automatic authorization).
+	ProofEnv *ofmcheck.Env
 	// Webhook receives PayNet's consent events.
 	Webhook Webhook
 	// Monitor watches certificates and alerts.
@@ -104,6 +108,12 @@ func (c *Config) Check() error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("TLS needs both a certificate file and a key file")
+	}
+	if c.Sandbox && c.ProofEnv != nil {
+		return errors.New("prove against the local sandbox or a configured environment, not both")
+	}
+	if c.ProofEnv != nil && c.ProofEnv.Authorize != nil {
+		return errors.New("the daemon proves unattended: the proof environment needs authorization: auto")
 	}
 	if err := c.Webhook.check(); err != nil {
 		return err

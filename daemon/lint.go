@@ -70,7 +70,7 @@ func (s *Server) selfCheck(ctx context.Context) {
 		s.log.Info("self-check passed", "url", url)
 	}
 	s.observe(Event{Kind: EventLint, Findings: len(res.findings), Err: err})
-	if s.ofp != nil {
+	if s.proves() {
 		s.st.mu.Lock()
 		first := s.st.proof.at.IsZero()
 		s.st.mu.Unlock()

@@ -140,7 +140,7 @@ func (s *Server) buildStatus(now time.Time) *monitor.Status {
 	st.DCID = dc
 	f.Rotation.Enabled = cfg.Rotation.Enabled
 	f.Rotation.LastSuccess, f.Rotation.LastError = rot.lastSuccess, rot.lastError
-	if s.ofp != nil {
+	if s.proves() {
 		f.Proof.Configured = true
 		f.Proof.LastSuccess = proof.lastOK
 		if f.Proof.LastSuccess.IsZero() {

@@ -79,8 +79,22 @@ func (s *Server) registerClient(ks *keyset.Keyset) {
 		WebhookURL: s.ofp.webhook})
 }
 
-// proofEnv is the environment the proof runs against.
+// proves tells whether the daemon proves its keys: against the local
+// sandbox, or the configured environment.
+func (s *Server) proves() bool { return s.ofp != nil || s.config().ProofEnv != nil }
+
+// proofEnv is the environment the proof runs against: the local sandbox
+// (the keyset's client registered on the fly), else the configured one.
+// The daemon's webhook receiver awaits the revocation's event when it
+// receives the environment's events.
 func (s *Server) proofEnv(ks *keyset.Keyset) ofmcheck.Env {
+	if s.ofp == nil {
+		env := *s.config().ProofEnv
+		if env.AwaitEvent == nil && s.config().Webhook.Listen != "" {
+			env.AwaitEvent = s.receiver.Await
+		}
+		return env
+	}
 	env := ofmcheck.Env{Issuer: s.ofp.issuer, Roots: s.ofp.roots, ClientID: ks.ClientID, DCID: ks.DCID, DPID: "DP9876543210", RedirectURI: sandboxRedirect}
 	if s.ofp.webhook != "" {
 		env.AwaitEvent = s.receiver.Await
@@ -98,9 +112,10 @@ type proofState struct {
 }
 
 // proofLoop proves the keys work whenever asked (at start, after each
-// rotation step): the whole OFM flow against the sandbox.
+// rotation step): the whole OFM flow against the sandbox or the configured
+// environment.
 func (s *Server) proofLoop(ctx context.Context) {
-	if s.ofp == nil {
+	if !s.proves() {
 		return
 	}
 	for {
@@ -165,13 +180,18 @@ func (s *Server) recordProof(rep ofmcheck.Report, candidate string) {
 	poke(s.evalNow)
 }
 
-// sandboxProver is the rotation engine's Prover against the local sandbox:
-// it records each candidate's report like a full proof.
-type sandboxProver struct{ s *Server }
+// envProver is the rotation engine's Prover against the proof's
+// environment: it records each candidate's report like a full proof. The
+// local sandbox registers a new transport certificate itself; PayNet's
+// needs an operator (ofmkeys confirm) before its handshake can pass.
+type envProver struct{ s *Server }
 
-func (p sandboxProver) Prove(ctx context.Context, ks *keyset.Keyset, purpose pki.Purpose, v *keyset.Version) error {
+func (p envProver) Prove(ctx context.Context, ks *keyset.Keyset, purpose pki.Purpose, v *keyset.Version) error {
 	s := p.s
-	pr := &ofmcheck.Prover{Env: s.proofEnv(ks), Store: s.store, RegisterTransport: func(tp string) { s.ofp.sb.AddTransport(ks.ClientID, tp) }}
+	pr := &ofmcheck.Prover{Env: s.proofEnv(ks), Store: s.store}
+	if s.ofp != nil {
+		pr.RegisterTransport = func(tp string) { s.ofp.sb.AddTransport(ks.ClientID, tp) }
+	}
 	err := pr.Prove(ctx, ks, purpose, v)
 	if pr.Last != nil {
 		s.recordProof(*pr.Last, v.Kid)

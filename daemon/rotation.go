@@ -57,10 +57,11 @@ func (s *Server) rotationLoop(ctx context.Context) {
 		actor = fmt.Sprintf("serve:%s:%s", host, cfg.Listen)
 	}
 	engine := &rotation.Engine{Store: s.store, Policy: cfg.Rotation.Policy, Clock: s.clock, Actor: actor, Prover: cfg.Rotation.Prover, Log: s.log}
-	if s.ofp != nil && engine.Prover == nil {
-		// Every step is proven against the sandbox, and a new transport
-		// certificate is switched once a handshake with it passes.
-		engine.Prover, engine.AutoConfirm = sandboxProver{s}, true
+	if s.proves() && engine.Prover == nil {
+		// Every step is proven. Against the local sandbox a new transport
+		// certificate is also switched once a handshake with it passes
+		// (the sandbox registers it); PayNet's waits for ofmkeys confirm.
+		engine.Prover, engine.AutoConfirm = envProver{s}, s.ofp != nil
 	}
 	defer func() {
 		if engine.DCID != "" {

@@ -48,6 +48,7 @@ files (the listen address, store and dc_id change only on restart).`,
 			stringFlag("sink-pid-file", "signal the process in this PID file after the sinks change", ""),
 			stringFlag("sink-signal", "the signal for --sink-pid-file", "HUP"),
 			boolFlag("sandbox", "run a local sandbox OFP in-process and prove the keys against it at start and after every rotation step"),
+			stringFlag("proof-env", "prove the keys against the environment this file describes (authorization: auto) at start and after every rotation step", ""),
 			stringFlag("webhook-listen", "receive PayNet's consent events (POST /consents/events, mutual TLS) on this address; empty: no receiver", ""),
 			stringFlag("webhook-cert", "the webhook receiver's server certificate (PEM)", ""),
 			stringFlag("webhook-key", "the webhook receiver's key (PEM)", ""),
@@ -118,6 +119,11 @@ func serveConfig(get func(string) string) (daemon.Config, error) {
 	}
 	if cfg.Monitor, err = monitorFromText(get); err != nil {
 		return cfg, err
+	}
+	if f := get("proof-env"); f != "" {
+		if cfg.ProofEnv, err = proofEnvironment(f); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, cfg.Check()
 }
@@ -285,4 +291,25 @@ func printProof(c *cli.Context, e daemon.Event) {
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", st.Name, mark, st.Duration.Round(100*time.Microsecond), detail)
 	}
 	w.Flush()
+}
+
+// proofEnvironment reads serve's --proof-env: an environment file with
+// automatic authorization and no webhook block (the daemon's own receiver,
+// --webhook-*, takes the events).
+func proofEnvironment(path string) (*ofmcheck.Env, error) {
+	e, err := readEnvironment(path, nil)
+	if err != nil {
+		return nil, configError{fmt.Errorf("--proof-env: %w", err)}
+	}
+	switch {
+	case e.Authorization != "auto":
+		return nil, configError{fmt.Errorf("--proof-env %s: the daemon proves unattended: want authorization: auto (manual is for ofmkeys check --env)", path)}
+	case e.Webhook != nil:
+		return nil, configError{fmt.Errorf("--proof-env %s: leave the webhook out; serve receives events with --webhook-listen", path)}
+	}
+	env, _, err := e.env(nil)
+	if err != nil {
+		return nil, configError{fmt.Errorf("--proof-env: %w", err)}
+	}
+	return &env, nil
 }

@@ -52,7 +52,8 @@ type environment struct {
 var dpIDRE = regexp.MustCompile(`^DP[0-9]{10}$`)
 
 // readEnvironment reads and checks an environment file against the
-// keyset it will be used with.
+// keyset it will be used with; with no keyset (serve reads it before the
+// store), client_id and dc_id must be in the file.
 func readEnvironment(path string, ks *keyset.Keyset) (*environment, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -74,10 +75,10 @@ func readEnvironment(path string, ks *keyset.Keyset) (*environment, error) {
 	if e.Webhook != nil {
 		e.Webhook.Cert, e.Webhook.Key, e.Webhook.ClientCA = rel(e.Webhook.Cert), rel(e.Webhook.Key), rel(e.Webhook.ClientCA)
 	}
-	if e.ClientID == "" {
+	if ks != nil && e.ClientID == "" {
 		e.ClientID = ks.ClientID
 	}
-	if e.DCID == "" {
+	if ks != nil && e.DCID == "" {
 		e.DCID = ks.DCID
 	}
 	if e.Profile == "" {
@@ -98,7 +99,9 @@ func readEnvironment(path string, ks *keyset.Keyset) (*environment, error) {
 		return nil, bad("issuer", "missing: the platform's issuer URL (discovery is read from it)")
 	case err != nil || u.Scheme != "https" || u.Host == "":
 		return nil, bad("issuer", "%q is not an https URL", e.Issuer)
-	case e.DCID != ks.DCID:
+	case ks == nil && (e.ClientID == "" || e.DCID == ""):
+		return nil, bad("client_id, dc_id", "both are needed here")
+	case ks != nil && e.DCID != ks.DCID:
 		return nil, bad("dc_id", "%q is not the keyset's dc_id %s", e.DCID, ks.DCID)
 	case !dpIDRE.MatchString(e.DPID):
 		return nil, bad("dp_id", "%q: want DP and 10 digits, e.g. DP9876543210", e.DPID)
