@@ -10,7 +10,6 @@ import (
 
 	"github.com/ofmkeys/ofmkeys/keyset"
 	"github.com/ofmkeys/ofmkeys/monitor"
-	"github.com/ofmkeys/ofmkeys/pki"
 	"github.com/ofmkeys/ofmkeys/rotation"
 )
 
@@ -159,17 +158,9 @@ func (s *Server) buildStatus(now time.Time) *monitor.Status {
 		st.Proof = pv
 	}
 	if ks := s.currentKeyset(); ks != nil {
-		f.Certs = append(f.Certs, monitor.KeysetCerts(ks)...)
+		f.AddKeyset(ks)
 		st.Keys = monitor.KeyRows(ks, cfg.Rotation.Policy, now)
-		st.Next = planOf(ks, now, cfg)
-		for _, v := range ks.Versions {
-			if v.Halted != "" {
-				if f.Rotation.Halted == nil {
-					f.Rotation.Halted = map[pki.Purpose]string{}
-				}
-				f.Rotation.Halted[v.Purpose] = v.Halted
-			}
-		}
+		st.Next = rotation.Plan(ks, now, cfg.Rotation.Policy)
 	}
 	if s.files != nil {
 		watched := s.files.Certs()
@@ -225,9 +216,4 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	if err := monitor.RenderHTML(w, st); err != nil {
 		s.log.Error("rendering the status page", "err", err)
 	}
-}
-
-// planOf is the keyset's coming transitions under the rotation policy.
-func planOf(ks *keyset.Keyset, now time.Time, cfg Config) []rotation.Step {
-	return rotation.Plan(ks, now, cfg.Rotation.Policy)
 }

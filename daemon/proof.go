@@ -46,9 +46,7 @@ func (s *Server) startSandbox() (*localOFP, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	srv, issuer := sb.Serve(ln)
-	roots := x509.NewCertPool()
-	roots.AddCert(sb.CA())
-	o := &localOFP{sb: sb, srv: srv, issuer: issuer, roots: roots}
+	o := &localOFP{sb: sb, srv: srv, issuer: issuer, roots: sb.CAPool()}
 	if s.config().Webhook.Listen == "" {
 		// The sandbox's events come to a receiver on loopback that trusts
 		// the sandbox's CA and keys.

@@ -1,21 +1,17 @@
 package daemon
 
 import (
-	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/ofmkeys/ofmkeys/jwks"
 	"github.com/ofmkeys/ofmkeys/ofmcheck"
+	"github.com/ofmkeys/ofmkeys/pki"
 )
 
 // Webhook is the consent event receiver (OFM-SPEC §7): PayNet POSTs signed
@@ -83,40 +79,23 @@ func (s *Server) startWebhook() (*webhookListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook certificate %s and key %s: %w", w.CertFile, w.KeyFile, err)
 	}
-	pem, err := os.ReadFile(w.ClientCAFile)
+	cas, err := pki.ReadCertPool(w.ClientCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("webhook client CA: %w", err)
 	}
-	cas := x509.NewCertPool()
-	if !cas.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("webhook client CA %s holds no PEM certificate", w.ClientCAFile)
-	}
 	cache := &jwks.Cache{URL: w.PlatformJWKS, Now: s.clock.Now, Client: &http.Client{Timeout: 5 * time.Second}}
 	s.receiver.SetDCID(s.config().DCID)
-	s.receiver.Platform = func(ctx context.Context, kid string) (*jose.JSONWebKeySet, error) {
-		if kid != "" {
-			cache.Lookup(ctx, kid) // a miss leaves the verification to say why
-		}
-		return cache.Keys(ctx)
-	}
+	s.receiver.Platform = cache.KeysFor
 	ln, err := net.Listen("tcp", w.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: listen on %s: %w", w.Listen, err)
 	}
-	srv := s.webhookServer(ofmcheck.WebhookTLS(cert, cas))
+	srv := s.receiver.Server(ofmcheck.WebhookTLS(cert, cas))
+	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	s.log.Info("receiving consent events", "addr", ln.Addr().String(), "path", ofmcheck.WebhookPath)
 	go srv.ServeTLS(ln, "", "")
 	s.webhookAddr.Store(ln.Addr().String())
 	return &webhookListener{srv: srv, addr: ln.Addr().String()}, nil
-}
-
-// webhookServer serves the receiver: small bodies, short timeouts.
-func (s *Server) webhookServer(cfg *tls.Config) *http.Server {
-	mux := http.NewServeMux()
-	mux.Handle(ofmcheck.WebhookPath, s.receiver)
-	return &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 }
 
 // WebhookAddr is the receiver's address, once EventListening is seen ("" when

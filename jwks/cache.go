@@ -81,6 +81,18 @@ func (c *Cache) Lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, erro
 	return c.set.Key(kid), nil
 }
 
+// KeysFor returns the keys to verify a message whose header names kid:
+// the cached JWKS, refetched once (rate-limited, see Lookup) when kid is
+// not in it. An empty kid only reads the cache.
+func (c *Cache) KeysFor(ctx context.Context, kid string) (*jose.JSONWebKeySet, error) {
+	if kid != "" {
+		if _, err := c.Lookup(ctx, kid); err != nil {
+			return nil, err
+		}
+	}
+	return c.Keys(ctx)
+}
+
 // Fetches is how many times the JWKS was fetched (for tests and metrics).
 func (c *Cache) Fetches() int {
 	c.mu.Lock()

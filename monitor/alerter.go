@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -150,7 +151,7 @@ func (a *Alerter) Update(alerts []Alert) {
 			a.queue(Notification{Status: "firing", Repeat: true, Alert: al})
 		}
 	}
-	for _, id := range slices.Sorted(mapsKeys(a.firing)) {
+	for _, id := range slices.Sorted(maps.Keys(a.firing)) {
 		if seen[id] {
 			continue
 		}
@@ -170,18 +171,7 @@ func (a *Alerter) Firing() []Alert {
 	for _, f := range a.firing {
 		out = append(out, f.alert)
 	}
-	slices.SortFunc(out, func(x, y Alert) int {
-		if x.Severity != y.Severity {
-			if x.Severity == Critical {
-				return -1
-			}
-			return 1
-		}
-		if x.ID() < y.ID() {
-			return -1
-		}
-		return 1
-	})
+	sortAlerts(out)
 	return out
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -51,7 +52,7 @@ func (f *Files) Certs() []Cert {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []Cert
-	for _, p := range slices.Sorted(mapsKeys(f.certs)) {
+	for _, p := range slices.Sorted(maps.Keys(f.certs)) {
 		out = append(out, f.certs[p]...)
 	}
 	return out
@@ -62,7 +63,7 @@ func (f *Files) Problems() []FileProblem {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []FileProblem
-	for _, p := range slices.Sorted(mapsKeys(f.problems)) {
+	for _, p := range slices.Sorted(maps.Keys(f.problems)) {
 		out = append(out, FileProblem{p, f.problems[p]})
 	}
 	return out
@@ -73,16 +74,6 @@ func (f *Files) Errors() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.errors
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Scan reads every watched path now.

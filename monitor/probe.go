@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -102,22 +103,14 @@ func (p *Probes) Run(ctx context.Context) []ProbeResult {
 func (p *Probes) Failures() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range p.failures {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(p.failures)
 }
 
 // KidChanges counts the kid set changes seen per JWKS URL.
 func (p *Probes) KidChanges() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range p.kidChanges {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(p.kidChanges)
 }
 
 // hostPort reads a TLS target.

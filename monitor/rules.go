@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -67,6 +68,20 @@ type Facts struct {
 	}
 	Probes       []ProbeResult
 	FileProblems []FileProblem
+}
+
+// AddKeyset adds a keyset's facts: its certificates and its halted
+// rotations.
+func (f *Facts) AddKeyset(ks *keyset.Keyset) {
+	f.Certs = append(f.Certs, KeysetCerts(ks)...)
+	for _, v := range ks.Versions {
+		if v.Halted != "" {
+			if f.Rotation.Halted == nil {
+				f.Rotation.Halted = map[pki.Purpose]string{}
+			}
+			f.Rotation.Halted[v.Purpose] = v.Halted
+		}
+	}
 }
 
 // Rules are the thresholds of the built-in alert rules.
@@ -189,7 +204,7 @@ func (r Rules) Evaluate(f Facts) []Alert {
 	if f.Rotation.Enabled && f.Rotation.LastError != "" {
 		add(RuleRotationFailing, Warning, "all", "rotation passes are failing (%s); last success %s", f.Rotation.LastError, ago(f.Now, f.Rotation.LastSuccess))
 	}
-	for _, p := range slices.Sorted(purposeKeys(f.Rotation.Halted)) {
+	for _, p := range slices.Sorted(maps.Keys(f.Rotation.Halted)) {
 		add(RuleRotationHalted, Critical, string(p), "the %s rotation is halted: %s (fix it, then ofmkeys rotate or rollback)", p, f.Rotation.Halted[p])
 	}
 	if f.Proof.Configured {
@@ -214,7 +229,13 @@ func (r Rules) Evaluate(f Facts) []Alert {
 	for _, p := range f.FileProblems {
 		add(RuleWatchedFileProblem, Warning, p.Path, "%s", p.Error)
 	}
-	slices.SortStableFunc(out, func(a, b Alert) int {
+	sortAlerts(out)
+	return out
+}
+
+// sortAlerts puts the most severe first, then by identity.
+func sortAlerts(alerts []Alert) {
+	slices.SortStableFunc(alerts, func(a, b Alert) int {
 		if a.Severity != b.Severity {
 			if a.Severity == Critical {
 				return -1
@@ -223,7 +244,6 @@ func (r Rules) Evaluate(f Facts) []Alert {
 		}
 		return strings.Compare(a.ID(), b.ID())
 	})
-	return out
 }
 
 // key identifies a certificate for alerts: a managed key by kid, the rest
@@ -233,16 +253,6 @@ func (s Source) key(c Cert) string {
 		return "keyset " + c.Kid
 	}
 	return string(s) + " " + c.Target + " " + c.X5tS256
-}
-
-func purposeKeys(m map[pki.Purpose]string) func(func(pki.Purpose) bool) {
-	return func(yield func(pki.Purpose) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // days says a duration in days (or hours when under two days).

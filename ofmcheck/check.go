@@ -485,10 +485,7 @@ func (r *run) dataGet(ctx context.Context, rawURL string, s *Step) (*listPage, s
 	if err != nil {
 		return nil, "", err
 	}
-	if kid := KidOf(string(body)); kid != "" {
-		r.platform.Lookup(ctx, kid) // a failed lookup leaves the verification to say why
-	}
-	platform, err := r.platform.Keys(ctx)
+	platform, err := r.platform.KeysFor(ctx, KidOf(string(body)))
 	if err != nil {
 		return nil, "", err
 	}

@@ -270,6 +270,15 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// Server serves the receiver at WebhookPath with tls (WebhookTLS): small
+// bodies, short timeouts.
+func (rc *Receiver) Server(tls *tls.Config) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle(WebhookPath, rc)
+	return &http.Server{Handler: mux, TLSConfig: tls, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+}
+
 // WebhookTLS is a receiver's listener TLS: the DC's server certificate,
 // and client certificates required and verified against the platform's
 // CAs (OFM-SPEC §7: the DC must require and check PayNet's certificate).

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"go.step.sm/crypto/pemutil"
@@ -99,6 +100,21 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 		certs = append(certs, c)
 	}
 	return certs, nil
+}
+
+// ReadCertPool reads a CA bundle (PEM) into a pool for TLS; like the
+// system's bundles it may hold comments and other blocks, but at least one
+// certificate.
+func ReadCertPool(path string) (*x509.CertPool, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // ParsePrivateKey parses exactly one RSA private key (PKCS#1 or PKCS#8,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -145,9 +144,7 @@ func localSandbox(ks *keyset.Keyset, profile ofmcheck.XSigProfile, dpID string) 
 	sb.Register(sandbox.Client{ClientID: ks.ClientID, DCID: ks.DCID, RedirectURIs: []string{sandboxRedirect}, Profile: profile,
 		Transport: []string{ks.Active(pki.Transport).Kid}, WebhookURL: webhook,
 		JWKS: func() (*jose.JSONWebKeySet, error) { return jwks.Build(ks, jwks.Options{}) }})
-	roots := x509.NewCertPool()
-	roots.AddCert(sb.CA())
-	env := ofmcheck.Env{Issuer: issuer, Roots: roots, ClientID: ks.ClientID, DCID: ks.DCID, DPID: dpID, RedirectURI: sandboxRedirect, Profile: profile,
+	env := ofmcheck.Env{Issuer: issuer, Roots: sb.CAPool(), ClientID: ks.ClientID, DCID: ks.DCID, DPID: dpID, RedirectURI: sandboxRedirect, Profile: profile,
 		AwaitEvent: rc.Await}
 	return sb, env, stop, nil
 }

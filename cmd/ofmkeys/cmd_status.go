@@ -15,7 +15,6 @@ import (
 	"github.com/ofmkeys/ofmkeys/keyset"
 	"github.com/ofmkeys/ofmkeys/keystore"
 	"github.com/ofmkeys/ofmkeys/monitor"
-	"github.com/ofmkeys/ofmkeys/pki"
 	"github.com/ofmkeys/ofmkeys/rotation"
 )
 
@@ -115,16 +114,9 @@ func localStatus(c *cli.Context) (*monitor.Status, error) {
 		t := now(c)
 		st = &monitor.Status{DCID: ks.DCID, Generated: t, Keys: monitor.KeyRows(ks, pol, t), Next: rotation.Plan(ks, t, pol)}
 		var f monitor.Facts
-		f.Now, f.Certs = t, monitor.KeysetCerts(ks)
+		f.Now = t
+		f.AddKeyset(ks)
 		f.Store.OK, f.Store.LastSuccess = true, t
-		for _, v := range ks.Versions {
-			if v.Halted != "" {
-				if f.Rotation.Halted == nil {
-					f.Rotation.Halted = map[pki.Purpose]string{}
-				}
-				f.Rotation.Halted[v.Purpose] = v.Halted
-			}
-		}
 		st.Alerts = rules.Evaluate(f)
 		if st.Alerts == nil {
 			st.Alerts = []monitor.Alert{}

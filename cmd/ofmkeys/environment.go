@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,13 +17,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ofmkeys/ofmkeys/jwks"
 	"github.com/ofmkeys/ofmkeys/keyset"
 	"github.com/ofmkeys/ofmkeys/ofmcheck"
+	"github.com/ofmkeys/ofmkeys/pki"
 )
 
 // environment is an OFM environment file (`check --env FILE`): where the
@@ -126,19 +125,6 @@ func readEnvironment(path string, ks *keyset.Keyset) (*environment, error) {
 	return &e, nil
 }
 
-// readPool reads a PEM CA bundle.
-func readPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
-
 // env turns the file into the check's environment; stop releases what it
 // started (the webhook receiver).
 func (e *environment) env(c *cli.Context) (env ofmcheck.Env, stop func(), err error) {
@@ -150,7 +136,7 @@ func (e *environment) env(c *cli.Context) (env ofmcheck.Env, stop func(), err er
 		env.AssertionAudience = ofmcheck.AudienceTokenEndpoint
 	}
 	if e.CAFile != "" {
-		if env.Roots, err = readPool(e.CAFile); err != nil {
+		if env.Roots, err = pki.ReadCertPool(e.CAFile); err != nil {
 			return env, stop, fmt.Errorf("ca_file: %w", err)
 		}
 	}
@@ -162,24 +148,17 @@ func (e *environment) env(c *cli.Context) (env ofmcheck.Env, stop func(), err er
 		if err != nil {
 			return env, stop, fmt.Errorf("webhook cert and key: %w", err)
 		}
-		cas, err := readPool(w.ClientCA)
+		cas, err := pki.ReadCertPool(w.ClientCA)
 		if err != nil {
 			return env, stop, fmt.Errorf("webhook client_ca: %w", err)
 		}
 		cache := &jwks.Cache{URL: w.PlatformJWKS, Client: &http.Client{Timeout: env.Timeout}}
-		rc := &ofmcheck.Receiver{DCID: e.DCID, Platform: func(ctx context.Context, kid string) (*jose.JSONWebKeySet, error) {
-			if kid != "" {
-				cache.Lookup(ctx, kid)
-			}
-			return cache.Keys(ctx)
-		}}
+		rc := &ofmcheck.Receiver{DCID: e.DCID, Platform: cache.KeysFor}
 		ln, err := net.Listen("tcp", w.Listen)
 		if err != nil {
 			return env, stop, fmt.Errorf("webhook: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle(ofmcheck.WebhookPath, rc)
-		srv := &http.Server{Handler: mux, TLSConfig: ofmcheck.WebhookTLS(cert, cas), ReadHeaderTimeout: 5 * time.Second}
+		srv := rc.Server(ofmcheck.WebhookTLS(cert, cas))
 		go srv.ServeTLS(ln, "", "")
 		env.AwaitEvent = rc.Await
 		stop = func() { srv.Close() }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ofmkeys/ofmkeys/daemon"
 	"github.com/ofmkeys/ofmkeys/monitor"
+	"github.com/ofmkeys/ofmkeys/pki"
 )
 
 // monitorFlags are serve's monitoring and alerting settings (and status's
@@ -111,7 +112,7 @@ func monitorFromText(get func(string) string) (daemon.Monitor, error) {
 		}
 	}
 	if f := get("probe-ca"); f != "" {
-		if m.ProbeRoots, err = readPool(f); err != nil {
+		if m.ProbeRoots, err = pki.ReadCertPool(f); err != nil {
 			return m, configError{fmt.Errorf("--probe-ca: %w", err)}
 		}
 	}
@@ -151,7 +152,7 @@ func monitorFromText(get func(string) string) (daemon.Monitor, error) {
 			}
 		}
 		if f := get("notify-smtp-ca"); f != "" {
-			pool, err := readPool(f)
+			pool, err := pki.ReadCertPool(f)
 			if err != nil {
 				return m, configError{fmt.Errorf("--notify-smtp-ca: %w", err)}
 			}

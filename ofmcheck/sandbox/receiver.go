@@ -2,12 +2,9 @@ package sandbox
 
 import (
 	"context"
-	"crypto/x509"
 	"io"
 	"log"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -31,9 +28,8 @@ func (s *Server) LocalReceiver(rc *ofmcheck.Receiver) (base string, stop func(),
 	if rc.Platform == nil {
 		rc.Platform = func(context.Context, string) (*jose.JSONWebKeySet, error) { return s.PlatformJWKS(), nil }
 	}
-	mux := http.NewServeMux()
-	mux.Handle(ofmcheck.WebhookPath, rc)
-	srv := &http.Server{Handler: mux, TLSConfig: ofmcheck.WebhookTLS(cert, s.caPool()), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quietLog}
+	srv := rc.Server(ofmcheck.WebhookTLS(cert, s.CAPool()))
+	srv.ErrorLog = quietLog
 	go srv.ServeTLS(ln, "", "")
 	return "https://" + ln.Addr().String(), func() { srv.Close() }, nil
 }
@@ -41,9 +37,3 @@ func (s *Server) LocalReceiver(rc *ofmcheck.Receiver) (base string, stop func(),
 // quietLog drops net/http's own error lines (handshakes refused on
 // purpose in negative tests); what matters is answered to the peer.
 var quietLog = log.New(io.Discard, "", 0)
-
-func (s *Server) caPool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(s.caCert)
-	return p
-}

@@ -71,12 +71,7 @@ func (c *Client) keys(ctx context.Context, kid string) (*jose.JSONWebKeySet, err
 		}
 		return c.JWKS()
 	}
-	if kid != "" {
-		if _, err := c.cache.Lookup(ctx, kid); err != nil {
-			return nil, err
-		}
-	}
-	return c.cache.Keys(ctx)
+	return c.cache.KeysFor(ctx, kid)
 }
 
 // Clock tells the time.
@@ -244,6 +239,14 @@ func serial() *big.Int {
 
 // CA is the sandbox CA's certificate, for clients to trust.
 func (s *Server) CA() *x509.Certificate { return s.caCert }
+
+// CAPool is a pool of the sandbox CA: the roots of its TLS server, and the
+// CA of the platform's client certificate on webhook deliveries.
+func (s *Server) CAPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(s.caCert)
+	return p
+}
 
 // Register adds (or replaces) a client.
 func (s *Server) Register(c Client) {
